@@ -1,0 +1,41 @@
+"""pytest-criu: warm, pristine containers for every test, restored by CRIU."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .engine import ready
+from .engine.errors import (
+    CheckpointError,
+    CriuError,
+    EngineError,
+    HostError,
+    ImageNotFoundError,
+    PrepareError,
+    ReadinessTimeoutError,
+    RestoreError,
+    SpecError,
+)
+from .engine.snapshot import ContainerHandle
+from .fixtures import warm_container
+
+try:
+    __version__ = version("pytest-criu")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
+    __version__ = "0+unknown"
+
+__all__ = [
+    "CheckpointError",
+    "ContainerHandle",
+    "CriuError",
+    "EngineError",
+    "HostError",
+    "ImageNotFoundError",
+    "PrepareError",
+    "ReadinessTimeoutError",
+    "RestoreError",
+    "SpecError",
+    "__version__",
+    "ready",
+    "warm_container",
+]

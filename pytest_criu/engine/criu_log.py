@@ -1,0 +1,108 @@
+"""Turn CRIU's log lines into explanations a test author can act on."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """A known CRIU refusal: the pattern that recognises it and what to do."""
+
+    pattern: re.Pattern[str]
+    cause: str
+    fix: str
+
+
+DIAGNOSES: tuple[Diagnosis, ...] = (
+    Diagnosis(
+        re.compile(r"Connected TCP socket|tcp-established", re.IGNORECASE),
+        "a TCP connection was open at checkpoint time",
+        "close client connections at the end of prepare (e.g. client.close()), or add "
+        "'tcp-established' to /etc/criu/runc.conf (scripts/setup-host does)",
+    ),
+    Diagnosis(
+        re.compile(r"file locks are hold|file-locks", re.IGNORECASE),
+        "a process in the container holds file locks (databases do)",
+        "add 'file-locks' to /etc/criu/runc.conf (scripts/setup-host does)",
+    ),
+    Diagnosis(
+        re.compile(r"io_uring", re.IGNORECASE),
+        "a process uses io_uring, which CRIU cannot dump",
+        "turn io_uring/native AIO off in the service (MariaDB: --innodb-use-native-aio=0; "
+        "liburing users: disable it)",
+    ),
+    Diagnosis(
+        re.compile(r"Can't get rlimit|prlimit.*Operation not permitted", re.IGNORECASE),
+        "CRIU could not read the rlimits of a process running as another user; the test "
+        "process lacks CAP_SYS_RESOURCE",
+        "run the service as root inside the container (e.g. mariadbd --user=root, user='0'), "
+        "or run pytest with CAP_SYS_RESOURCE (a privileged CI runner has it)",
+    ),
+    Diagnosis(
+        re.compile(r"Can't get 1:16 opt|SO_PASSCRED", re.IGNORECASE),
+        "this CRIU is too old for the kernel's TCP sockets (needs CRIU >= 4.2)",
+        "install CRIU >= 4.2 (scripts/setup-host does) and restart dockerd",
+    ),
+    Diagnosis(
+        re.compile(r"vdso.*Unexpected", re.IGNORECASE),
+        "this CRIU does not understand the kernel's vDSO layout",
+        "install CRIU >= 4.2 (scripts/setup-host does) and restart dockerd",
+    ),
+    Diagnosis(
+        re.compile(r"tty|/dev/pts", re.IGNORECASE),
+        "the container has a terminal (TTY), which Docker cannot checkpoint",
+        "start the container without a TTY",
+    ),
+    Diagnosis(
+        re.compile(r"already exists", re.IGNORECASE),
+        "the daemon already holds identical checkpoint content (moby issue 42900)",
+        "retry the restore; pytest-criu adds a unique file to each placed checkpoint",
+    ),
+    Diagnosis(
+        re.compile(r"netns|/proc/0/ns/net", re.IGNORECASE),
+        "this Docker version cannot restore containers with their own network namespace "
+        "(Docker 28/29, moby issue 50750)",
+        "use Docker 20.10-26.x, or network_mode='host'",
+    ),
+    Diagnosis(
+        re.compile(r"unsupported|Unknown.*anon_inode", re.IGNORECASE),
+        "a process uses a kernel object CRIU cannot dump",
+        "see the quoted CRIU lines; avoid that feature in the container",
+    ),
+)
+
+_INTERESTING = re.compile(r"Error|error|fail|Can't|cannot|Unable|unsupported|Unknown|consider")
+
+
+def explain(text: str) -> list[str]:
+    """One line per recognised problem in ``text``: ``cause; fix: ...``."""
+    seen: list[str] = []
+    for diagnosis in DIAGNOSES:
+        if diagnosis.pattern.search(text):
+            line = f"{diagnosis.cause}; fix: {diagnosis.fix}"
+            if line not in seen:
+                seen.append(line)
+    return seen
+
+
+def relevant_lines(log: str, limit: int = 15) -> list[str]:
+    """The error lines of a CRIU log, last ``limit`` of them."""
+    lines = [line.strip() for line in log.splitlines() if _INTERESTING.search(line)]
+    return lines[-limit:]
+
+
+def describe_failure(action: str, message: str, log: str | None) -> str:
+    """A full error message: what failed, why (when known), and CRIU's own lines."""
+    parts = [f"CRIU could not {action}: {message.strip()}"]
+    reasons = explain(f"{message}\n{log or ''}")
+    if reasons:
+        parts.append("why: " + "\n     ".join(reasons))
+    if log:
+        lines = relevant_lines(log)
+        if lines:
+            parts.append("CRIU log:\n" + "\n".join(f"  | {line}" for line in lines))
+    elif log is None:
+        parts.append("(CRIU's log was not available)")
+    return "\n".join(parts)

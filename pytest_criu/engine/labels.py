@@ -1,0 +1,118 @@
+"""Labels on everything pytest-criu creates, and reaping what crashed runs left behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+PREFIX = "io.pytest-criu"
+SESSION = f"{PREFIX}.session"
+OWNER_PID = f"{PREFIX}.owner-pid"
+OWNER_START = f"{PREFIX}.owner-start"
+OWNER_HOST = f"{PREFIX}.owner-host"
+FIXTURE = f"{PREFIX}.fixture"
+ROLE = f"{PREFIX}.role"
+
+
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (distinguishes a reused pid), or ``None``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces; fields after it are space separated.
+    return stat.rpartition(")")[2].split()[19]
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process that owns a session's resources; they live as long as it does."""
+
+    session: str
+    pid: int
+    start: str
+    host: str
+
+    @classmethod
+    def current(cls, session: str | None = None, pid: int | None = None) -> Owner:
+        pid = os.getpid() if pid is None else pid
+        return cls(
+            session=session or uuid.uuid4().hex[:16],
+            pid=pid,
+            start=process_start_time(pid) or "",
+            host=socket.gethostname(),
+        )
+
+    def labels(self, fixture: str, role: str) -> dict[str, str]:
+        return {
+            SESSION: self.session,
+            OWNER_PID: str(self.pid),
+            OWNER_START: self.start,
+            OWNER_HOST: self.host,
+            FIXTURE: fixture,
+            ROLE: role,
+        }
+
+
+def owner_alive(labels: dict[str, str]) -> bool:
+    """Whether the process that created a labelled object still runs (or may, elsewhere)."""
+    if labels.get(OWNER_HOST) != socket.gethostname():
+        return True  # another host's run; not ours to judge
+    try:
+        pid = int(labels.get(OWNER_PID, ""))
+    except ValueError:
+        return False
+    return process_start_time(pid) == labels.get(OWNER_START)
+
+
+class Reapable(Protocol):
+    def containers(self, label: str) -> list[dict[str, Any]]: ...
+
+    def images(self, label: str) -> list[dict[str, Any]]: ...
+
+    def remove(self, container_id: str) -> None: ...
+
+    def remove_image(self, image_id: str) -> None: ...
+
+
+def reap_orphans(engine: Reapable, keep_sessions: Iterable[str] = ()) -> tuple[int, int]:
+    """Remove containers and images of runs whose owner process is gone.
+
+    Returns how many containers and images were removed.
+    """
+    keep = set(keep_sessions)
+    containers = images = 0
+    for container in engine.containers(SESSION):
+        labels = container.get("Labels") or {}
+        if labels.get(SESSION) not in keep and not owner_alive(labels):
+            engine.remove(container["Id"])
+            containers += 1
+    for image in engine.images(SESSION):
+        labels = image.get("Labels") or {}
+        if labels.get(SESSION) not in keep and not owner_alive(labels):
+            with contextlib.suppress(Exception):
+                engine.remove_image(image["Id"])
+                images += 1
+    return containers, images
+
+
+def remove_session(
+    engine: Reapable, session: str, keep: Iterable[str] = ()
+) -> tuple[int, int]:
+    """Remove every container (but those in ``keep``) and image labelled with ``session``."""
+    label = f"{SESSION}={session}"
+    kept = set(keep)
+    containers = [c for c in engine.containers(label) if c["Id"] not in kept]
+    for container in containers:
+        engine.remove(container["Id"])
+    images = engine.images(label)
+    for image in images:
+        with contextlib.suppress(Exception):
+            engine.remove_image(image["Id"])
+    return len(containers), len(images)

@@ -1,0 +1,256 @@
+"""Readiness checks: how to tell that a freshly started container can serve.
+
+A check makes one attempt per call and says whether it passed; :func:`wait_until_ready`
+polls a list of them with a deadline and raises an error naming the check that did not pass.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from typing import Protocol, Union
+
+from .errors import ReadinessTimeoutError, SpecError
+from .spec import Port, PortLike
+
+LOG_TAIL_LINES = 30
+
+
+class Target(Protocol):
+    """What a readiness check may look at: the container being started."""
+
+    @property
+    def host(self) -> str: ...
+
+    def port(self, container_port: PortLike) -> int: ...
+
+    def exec(self, argv: Sequence[str]) -> tuple[int, str]: ...
+
+    def logs(self) -> str: ...
+
+    def container_address(self) -> str | None: ...
+
+
+class ReadyCheck:
+    """Base class of readiness checks; subclasses implement :meth:`probe`."""
+
+    description = "readiness check"
+
+    def __init__(self, timeout: float | None = None) -> None:
+        if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
+            raise SpecError(f"{self.description}: timeout must be a positive number of seconds")
+        self.timeout = timeout
+        self.last_error: str | None = None
+
+    def probe(self, target: Target) -> bool:
+        """Make one attempt; ``True`` when the container is ready by this check."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<ready {self.description}>"
+
+
+class _Tcp(ReadyCheck):
+    def __init__(self, port: PortLike, timeout: float | None) -> None:
+        self.container_port = Port.parse(port, where="ready.tcp")
+        self.description = f"ready.tcp({self.container_port})"
+        super().__init__(timeout)
+
+    def probe(self, target: Target) -> bool:
+        address = target.container_address()
+        if address:
+            # On the daemon's host the container's own address answers truthfully; the
+            # published port is served by docker-proxy, which accepts before the service does.
+            with socket.create_connection((address, self.container_port.number), timeout=1.0):
+                return True
+        with socket.create_connection(
+            (target.host, target.port(self.container_port)), timeout=1.0
+        ) as connection:
+            connection.settimeout(0.05)
+            try:
+                return connection.recv(1, socket.MSG_PEEK) != b""
+            except socket.timeout:
+                return True  # open and silent: a server waiting for its client to speak
+
+
+class _Log(ReadyCheck):
+    def __init__(self, pattern: str | re.Pattern[str], timeout: float | None) -> None:
+        if isinstance(pattern, str):
+            try:
+                pattern = re.compile(pattern, re.MULTILINE)
+            except re.error as error:
+                raise SpecError(f"ready.log: {pattern!r} is not a valid regex: {error}") from None
+        if not isinstance(pattern, re.Pattern):
+            raise SpecError(f"ready.log: expected a regex string, got {pattern!r}")
+        self.pattern = pattern
+        self.description = f"ready.log({pattern.pattern!r})"
+        super().__init__(timeout)
+
+    def probe(self, target: Target) -> bool:
+        return self.pattern.search(target.logs()) is not None
+
+
+class _Cmd(ReadyCheck):
+    def __init__(self, argv: Sequence[str], timeout: float | None) -> None:
+        if isinstance(argv, str) or not argv or not all(isinstance(a, str) for a in argv):
+            raise SpecError(f"ready.cmd: expected a list of strings such as ['pg_isready'], got {argv!r}")
+        self.argv = tuple(argv)
+        self.description = f"ready.cmd({list(self.argv)!r})"
+        super().__init__(timeout)
+
+    def probe(self, target: Target) -> bool:
+        code, output = target.exec(self.argv)
+        if code != 0:
+            self.last_error = f"exit code {code}: {output.strip()[-200:]}"
+        return code == 0
+
+
+class _Http(ReadyCheck):
+    def __init__(
+        self, port: PortLike, path: str, status: int | Sequence[int] | range, timeout: float | None
+    ) -> None:
+        self.container_port = Port.parse(port, where="ready.http")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise SpecError(f"ready.http: path must start with '/', got {path!r}")
+        self.path = path
+        self.statuses = range(status, status + 1) if isinstance(status, int) else status
+        self.description = f"ready.http({self.container_port.number}, {path!r})"
+        super().__init__(timeout)
+
+    def probe(self, target: Target) -> bool:
+        url = f"http://{target.host}:{target.port(self.container_port)}{self.path}"
+        try:
+            with urllib.request.urlopen(url, timeout=2.0) as response:  # noqa: S310
+                status = int(response.status)
+        except urllib.error.HTTPError as error:
+            status = error.code
+        if status not in self.statuses:
+            self.last_error = f"HTTP {status}"
+        return status in self.statuses
+
+
+class _Call(ReadyCheck):
+    def __init__(self, function: Callable[..., object], timeout: float | None) -> None:
+        if not callable(function):
+            raise SpecError(f"ready: {function!r} is not callable")
+        self.function = function
+        name = getattr(function, "__qualname__", repr(function))
+        self.description = f"ready.call({name})"
+        super().__init__(timeout)
+
+    def probe(self, target: Target) -> bool:
+        return bool(self.function(target))
+
+
+def tcp(port: PortLike, *, timeout: float | None = None) -> ReadyCheck:
+    """Ready when the container accepts TCP connections on ``port``."""
+    return _Tcp(port, timeout)
+
+
+def log(pattern: str | re.Pattern[str], *, timeout: float | None = None) -> ReadyCheck:
+    """Ready when the container's log matches ``pattern`` (a regex, multiline)."""
+    return _Log(pattern, timeout)
+
+
+def cmd(argv: Sequence[str], *, timeout: float | None = None) -> ReadyCheck:
+    """Ready when ``argv`` run inside the container exits with status 0."""
+    return _Cmd(argv, timeout)
+
+
+def http(
+    port: PortLike,
+    path: str = "/",
+    *,
+    status: int | Sequence[int] | range = range(200, 400),
+    timeout: float | None = None,
+) -> ReadyCheck:
+    """Ready when ``GET path`` on the container's ``port`` answers with ``status``."""
+    return _Http(port, path, status, timeout)
+
+
+def call(function: Callable[..., object], *, timeout: float | None = None) -> ReadyCheck:
+    """Ready when ``function(handle)`` returns a true value."""
+    return _Call(function, timeout)
+
+
+ReadyLike = Union[ReadyCheck, Callable[..., object], Sequence[Union[ReadyCheck, Callable[..., object]]]]
+
+
+def normalize(ready: object) -> tuple[ReadyCheck, ...]:
+    """Turn the ``ready=`` argument into checks; raise :class:`SpecError` for anything else."""
+    if ready is None:
+        return ()
+    items = list(ready) if isinstance(ready, (list, tuple)) else [ready]
+    checks: list[ReadyCheck] = []
+    for item in items:
+        if isinstance(item, ReadyCheck):
+            checks.append(item)
+        elif callable(item):
+            checks.append(_Call(item, None))
+        else:
+            raise SpecError(
+                f"ready: {item!r} is not a readiness check; use ready.tcp(port), "
+                "ready.log(regex), ready.cmd(argv), ready.http(port, path), "
+                "a callable(handle) -> bool, or a list of these"
+            )
+    return tuple(checks)
+
+
+def wait_until_ready(
+    checks: Sequence[ReadyCheck],
+    target: Target,
+    *,
+    default_timeout: float,
+    exited: Callable[[], str | None],
+    interval: float = 0.05,
+    what: str = "container",
+) -> None:
+    """Poll every check in turn until it passes; each gets its own deadline.
+
+    ``exited`` returns a description when the container stopped, which ends the wait at once.
+    """
+    for check in checks:
+        timeout = check.timeout if check.timeout is not None else default_timeout
+        deadline = time.monotonic() + timeout
+        delay = interval
+        while True:
+            try:
+                if check.probe(target):
+                    break
+            except Exception as error:  # noqa: BLE001 - any failure of a probe means "not yet"
+                check.last_error = f"{type(error).__name__}: {error}"
+            stopped = exited()
+            if stopped is not None:
+                raise ReadinessTimeoutError(
+                    f"{what}: {stopped} while waiting for {check.description}"
+                    + _last_error(check)
+                    + _log_tail(target)
+                )
+            if time.monotonic() >= deadline:
+                raise ReadinessTimeoutError(
+                    f"{what}: {check.description} did not pass within {timeout:g}s"
+                    + _last_error(check)
+                    + _log_tail(target)
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+
+
+def _last_error(check: ReadyCheck) -> str:
+    return f" (last attempt: {check.last_error})" if check.last_error else ""
+
+
+def _log_tail(target: Target) -> str:
+    try:
+        lines = target.logs().splitlines()[-LOG_TAIL_LINES:]
+    except Exception as error:  # noqa: BLE001 - the logs are a courtesy in an error message
+        return f"\n(container logs unavailable: {error})"
+    if not lines:
+        return "\n(the container logged nothing)"
+    return f"\nlast {len(lines)} lines of the container log:\n" + "\n".join(
+        f"  | {line}" for line in lines
+    )

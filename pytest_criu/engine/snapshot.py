@@ -1,0 +1,441 @@
+"""Warm containers: prepare once, checkpoint, and reset to the checkpoint before each test.
+
+Three ways to reset:
+
+- ``fresh``: restore the checkpoint into a new container created from the image committed at
+  checkpoint time, so memory, tmpfs and the filesystem are all as prepared;
+- ``inplace``: restore the checkpoint into the same container again; the container's
+  writable layer is NOT reset, so it is correct only when all mutable state lives in memory
+  or tmpfs;
+- ``recreate`` (fallback without CRIU): a new container from the base image, readiness and
+  ``prepare`` again; slow but correct.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from . import labels as labelling
+from .docker import ContainerConfig, DockerEngine, write_nonce
+from .errors import EngineError, PrepareError, ReadinessTimeoutError, SpecError
+from .ready import ReadyCheck, wait_until_ready
+from .spec import ContainerSpec, Port, PortLike, Strategy
+
+CHECKPOINT_NAME = "pytest-criu"
+Mode = Literal["snapshot", "recreate", "shared"]
+Say = Callable[[str], None]
+
+
+@dataclass
+class Options:
+    """How a warm container is reset and how long its waits may take."""
+
+    strategy: Strategy = "fresh"
+    ready_timeout: float = 60.0
+    restore_timeout: float = 120.0
+    pull: bool = True
+    volume_policy: Literal["tmpfs", "refuse"] = "tmpfs"
+    restore_ahead: bool = False
+
+
+@dataclass
+class Stats:
+    """What the terminal summary reports about one warm container."""
+
+    origin: str = "prepared"
+    prepare_seconds: float | None = None
+    checkpoint_seconds: float | None = None
+    resets: list[float] = field(default_factory=list)
+    mode: str = ""
+    failure: str | None = None
+
+    def median(self) -> float | None:
+        return statistics.median(self.resets) if self.resets else None
+
+    def p95(self) -> float | None:
+        if not self.resets:
+            return None
+        ordered = sorted(self.resets)
+        return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
+@dataclass
+class _Container:
+    id: str
+    ports: dict[Port, int]
+    address: str | None
+
+
+class ContainerHandle:
+    """The fixture value of a warm container: always points at the current container."""
+
+    def __init__(self, controller: WarmContainer) -> None:
+        self._controller = controller
+        self._listeners: list[Callable[[ContainerHandle], object]] = []
+
+    @property
+    def name(self) -> str:
+        """The fixture's name."""
+        return self._controller.name
+
+    @property
+    def host(self) -> str:
+        """The host to connect to for published ports."""
+        return self._controller.host
+
+    @property
+    def id(self) -> str:
+        """The id of the current container (changes with every fresh restore)."""
+        return self._controller.current.id
+
+    @property
+    def restores(self) -> int:
+        """How many times the container was reset so far; reconnect when it changes."""
+        return self._controller.restores
+
+    def port(self, container_port: PortLike) -> int:
+        """The host port the current container's ``container_port`` is published on."""
+        port = Port.parse(container_port, where="port()")
+        try:
+            return self._controller.current.ports[port]
+        except KeyError:
+            published = sorted(str(p) for p in self._controller.current.ports) or "none"
+            raise KeyError(
+                f"{self.name}: container port {port} is not published; published: {published}; "
+                f"add it to warm_container(ports=[...])"
+            ) from None
+
+    def address(self, container_port: PortLike) -> tuple[str, int]:
+        """``(host, port)`` for ``container_port``, ready for ``socket.create_connection``."""
+        return self.host, self.port(container_port)
+
+    def container_address(self) -> str | None:
+        """The container's own IP address on its bridge network, if it has one."""
+        return self._controller.current.address
+
+    def exec(self, argv: Sequence[str], *, user: str | None = None) -> tuple[int, str]:
+        """Run ``argv`` in the current container; return its exit code and combined output."""
+        if isinstance(argv, str):
+            raise TypeError(f"exec() takes a list of arguments, not the string {argv!r}")
+        return self._controller.engine.exec(self.id, argv, user=user)
+
+    def logs(self, tail: int | None = None) -> str:
+        """The current container's output (stdout and stderr), or its last ``tail`` lines."""
+        return self._controller.engine.logs(self.id, tail="all" if tail is None else tail)
+
+    def on_restore(self, callback: Callable[[ContainerHandle], object]) -> None:
+        """Call ``callback(handle)`` after every reset, e.g. to reconnect a client."""
+        self._listeners.append(callback)
+
+    def _notify(self) -> None:
+        for callback in list(self._listeners):
+            callback(self)
+
+    def __repr__(self) -> str:
+        return f"<ContainerHandle {self.name} id={self.id[:12]} restores={self.restores}>"
+
+
+class WarmContainer:
+    """Owns one warm container's life: prepare, checkpoint, resets, clean-up."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        spec: ContainerSpec,
+        ready: Sequence[ReadyCheck],
+        prepare: Callable[[ContainerHandle], object] | None,
+        engine: DockerEngine,
+        owner: labelling.Owner,
+        options: Options,
+        say: Say = lambda message: None,
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.ready = tuple(ready)
+        self.prepare_function = prepare
+        self.engine = engine
+        self.owner = owner
+        self.options = options
+        self.say = say
+        self.stats = Stats()
+        self.handle = ContainerHandle(self)
+        self.restores = 0
+        self.mode: Mode = "shared"
+        self.host = _host_of(engine.base_url)
+        self._current: _Container | None = None
+        self._tmpfs: dict[str, str] = dict(spec.tmpfs)
+        self._base_image = ""
+        self._snapshot_image: str | None = None
+        self._source_id: str | None = None
+        self._checkpoint: Path | None = None
+        self._containers: set[str] = set()
+        self._dirty = False
+        self.kept: set[str] = set()
+        self._remover = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"criu-rm-{name}")
+        self._ahead: ThreadPoolExecutor | None = None
+        self._next: Future[_Container] | None = None
+        self.not_reset: list[str] = [f"{source} -> {target}" for source, target in spec.volumes.items()]
+
+    # -- public life cycle ----------------------------------------------------------------
+
+    @property
+    def current(self) -> _Container:
+        if self._current is None:
+            raise EngineError(f"{self.name}: the container is not running (set-up failed earlier)")
+        return self._current
+
+    def start(self) -> None:
+        """Create the first container, wait until it is ready and run ``prepare``."""
+        began = time.monotonic()
+        image = self.engine.ensure_image(self.spec.image, pull=self.options.pull)
+        self._base_image = str(image["Id"])
+        self._cover_declared_volumes(image)
+        self._current = self._start_prepared(self._base_image, "source")
+        self._source_id = self._current.id
+        self.stats.prepare_seconds = time.monotonic() - began
+
+    def take_snapshot(self) -> None:
+        """Checkpoint the prepared container and make the first pristine restore."""
+        source = self.current.id
+        with self._phase("checkpoint (CRIU dump)"):
+            self.engine.checkpoint(source, CHECKPOINT_NAME)
+        began = time.monotonic()
+        self._checkpoint = self.engine.checkpoint_dir(source, CHECKPOINT_NAME)
+        if self.options.strategy == "fresh":
+            with self._phase("commit filesystem"):
+                self._snapshot_image = self.engine.commit(
+                    source, self.owner.labels(self.name, "snapshot")
+                )
+        self.stats.checkpoint_seconds = time.monotonic() - began
+        self.mode = "snapshot"
+        self.stats.mode = f"snapshot/{self.options.strategy}"
+        self._current = None
+        with self._phase("first restore"):
+            self._current = self._restore_one()
+        self.restores = 1
+        if self.options.restore_ahead and self.options.strategy == "fresh":
+            self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"criu-ahead-{self.name}")
+
+    def use_recreate(self) -> None:
+        self.mode = "recreate"
+        self.stats.mode = "recreate (no CRIU)"
+
+    def keep_current(self) -> str | None:
+        """Keep the current container after the session, for debugging; return its id.
+
+        Not possible with the in-place strategy, whose container holds the checkpoint.
+        """
+        if self._current is None or (self.mode == "snapshot" and self.options.strategy == "inplace"):
+            return None
+        self.kept.add(self._current.id)
+        return self._current.id
+
+    def touch(self) -> None:
+        """Record that a test is using the current container."""
+        self._dirty = True
+
+    def reset(self) -> float:
+        """Give the next test a pristine container; return how long the test waited."""
+        began = time.monotonic()
+        if self.mode == "shared":
+            raise EngineError(f"{self.name}: snapshots are unavailable, cannot reset")
+        if not self._dirty and self._current is not None:
+            self._dirty = True
+            return 0.0
+        previous = self._current
+        self._current = None
+        if self.mode == "recreate":
+            if previous is not None:
+                self._discard(previous.id)
+            self._current = self._start_prepared(self._base_image, "recreated")
+        elif self.options.strategy == "inplace":
+            assert previous is not None
+            self._current = self._restore_in_place(previous.id)
+        else:
+            if previous is not None:
+                self._discard(previous.id)
+            self._current = self._take_next()
+        elapsed = time.monotonic() - began
+        self.restores += 1
+        self.stats.resets.append(elapsed)
+        self._dirty = True
+        self.handle._notify()
+        if self._ahead is not None:
+            self._next = self._ahead.submit(self._restore_one)
+        return elapsed
+
+    def close(self) -> None:
+        """Remove every container and image this warm container created."""
+        if self._next is not None:
+            with contextlib.suppress(Exception):
+                self._containers.add(self._next.result(timeout=self.options.restore_timeout).id)
+        if self._ahead is not None:
+            self._ahead.shutdown(wait=True)
+        self._remover.shutdown(wait=True)
+        for container_id in list(self._containers - self.kept):
+            with contextlib.suppress(Exception):
+                self.engine.remove(container_id)
+            self._containers.discard(container_id)
+        if self._snapshot_image:
+            with contextlib.suppress(Exception):
+                self.engine.remove_image(self._snapshot_image)
+        self._current = None
+
+    def container_state(self) -> str | None:
+        """``None`` while the current container runs, else how it ended."""
+        if self._current is None:
+            return "no container"
+        return self._exited(self._current.id)()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _cover_declared_volumes(self, image: dict[str, Any]) -> None:
+        declared = sorted((image.get("Config") or {}).get("Volumes") or {})
+        mounted = set(self._tmpfs) | {t.partition(":")[0] for t in self.spec.volumes.values()}
+        uncovered = [path for path in declared if path not in mounted]
+        if not uncovered:
+            return
+        if self.options.volume_policy == "refuse":
+            raise SpecError(
+                f"{self.name}: image {self.spec.image} declares VOLUME {', '.join(uncovered)}; "
+                "data there would survive restores in an anonymous volume. Mount tmpfs over "
+                "them (tmpfs={...}) or use volume_policy='tmpfs'"
+            )
+        for path in uncovered:
+            self._tmpfs[path] = ""
+        self.say(f"{self.name}: VOLUME {', '.join(uncovered)} mounted as tmpfs so restores reset it")
+
+    def _config(self, image: str, role: str) -> ContainerConfig:
+        return ContainerConfig(
+            spec=self.spec,
+            image=image,
+            labels={**self.spec.labels, **self.owner.labels(self.name, role)},
+            tmpfs=self._tmpfs,
+        )
+
+    def _create(self, image: str, role: str) -> str:
+        container_id = self.engine.create(self._config(image, role))
+        self._containers.add(container_id)
+        return container_id
+
+    def _start_prepared(self, image: str, role: str) -> _Container:
+        with self._phase("starting container"):
+            container_id = self._create(image, role)
+            self.engine.start(container_id)
+            container = self._inspect(container_id)
+        self._current = container
+        if self.ready:
+            with self._phase("waiting for readiness"):
+                self._wait_ready(container_id)
+        if self.prepare_function is not None:
+            with self._phase("prepare"):
+                try:
+                    self.prepare_function(self.handle)
+                except Exception as error:
+                    raise PrepareError(
+                        self.spec.redact(
+                            f"{self.name}: prepare raised {type(error).__name__}: {error}"
+                            + self._log_tail(container_id)
+                        )
+                    ) from error
+        return container
+
+    def _wait_ready(self, container_id: str) -> None:
+        try:
+            wait_until_ready(
+                self.ready,
+                self.handle,
+                default_timeout=self.options.ready_timeout,
+                exited=self._exited(container_id),
+                what=self.name,
+            )
+        except ReadinessTimeoutError as error:
+            raise ReadinessTimeoutError(self.spec.redact(str(error))) from None
+
+    def _restore_one(self) -> _Container:
+        assert self._checkpoint is not None and self._snapshot_image is not None
+        container_id = self._create(self._snapshot_image, "restored")
+        self.engine.place_checkpoint(self._checkpoint, container_id, CHECKPOINT_NAME)
+        try:
+            self.engine.restore(container_id, CHECKPOINT_NAME)
+        except EngineError as error:
+            raise type(error)(f"{self.name}: {error}{self._log_tail(container_id)}") from None
+        return self._inspect(container_id)
+
+    def _restore_in_place(self, container_id: str) -> _Container:
+        assert self._checkpoint is not None
+        self.engine.kill(container_id)
+        write_nonce(self._checkpoint, container_id)
+        self.engine.restore(container_id, CHECKPOINT_NAME)
+        return self._inspect(container_id)
+
+    def _take_next(self) -> _Container:
+        future, self._next = self._next, None
+        if future is not None:
+            try:
+                return future.result(timeout=self.options.restore_timeout)
+            except Exception as error:  # noqa: BLE001 - fall back to a restore in the foreground
+                self.say(f"{self.name}: restore-ahead failed ({error}); restoring now")
+        return self._restore_one()
+
+    def _inspect(self, container_id: str) -> _Container:
+        info = self.engine.inspect(container_id)
+        return _Container(
+            id=container_id,
+            ports=self.engine.published_ports(info),
+            address=self.engine.address(info),
+        )
+
+    def _discard(self, container_id: str) -> None:
+        if container_id in self.kept:
+            self._containers.discard(container_id)
+            return
+
+        def remove() -> None:
+            with contextlib.suppress(Exception):
+                self.engine.remove(container_id)
+            self._containers.discard(container_id)
+
+        self._remover.submit(remove)
+
+    def _exited(self, container_id: str) -> Callable[[], str | None]:
+        def check() -> str | None:
+            state = self.engine.inspect(container_id).get("State") or {}
+            if state.get("Running"):
+                return None
+            return f"the container exited with code {state.get('ExitCode')}"
+
+        return check
+
+    def _log_tail(self, container_id: str) -> str:
+        try:
+            lines = self.engine.logs(container_id, tail=30).splitlines()
+        except EngineError:
+            return ""
+        if not lines:
+            return ""
+        return "\nlast lines of the container log:\n" + "\n".join(f"  | {line}" for line in lines)
+
+    @contextlib.contextmanager
+    def _phase(self, what: str) -> Iterator[None]:
+        began = time.monotonic()
+        self.say(f"{self.name}: {what} ...")
+        yield
+        self.say(f"{self.name}: {what} done in {time.monotonic() - began:.2f}s")
+
+
+def _host_of(base_url: str | None) -> str:
+    if base_url:
+        parsed = urllib.parse.urlparse(base_url)
+        if parsed.scheme in ("tcp", "http", "https") and parsed.hostname:
+            return parsed.hostname
+    return "127.0.0.1"

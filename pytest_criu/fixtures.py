@@ -1,0 +1,123 @@
+"""``warm_container``: declare a session fixture whose container is reset before marked tests."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pytest
+
+from .engine import ready as ready_checks
+from .engine.errors import CriuError, SpecError
+from .engine.ready import ReadyCheck
+from .engine.snapshot import ContainerHandle
+from .engine.spec import STRATEGIES, ContainerSpec, PortLike, Strategy, build_spec
+
+__all__ = ["Declaration", "declaration_of", "warm_container"]
+
+DECLARATION_ATTRIBUTE = "__pytest_criu_declaration__"
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """A warm container as declared in a conftest: validated, not yet started."""
+
+    spec: ContainerSpec
+    ready: tuple[ReadyCheck, ...]
+    prepare: Callable[[ContainerHandle], object] | None
+    strategy: Strategy | None
+    ready_timeout: float | None
+    pull: bool
+    volume_policy: Literal["tmpfs", "refuse"]
+
+
+def warm_container(
+    image: str,
+    *,
+    command: Sequence[str] | None = None,
+    entrypoint: Sequence[str] | None = None,
+    environment: Mapping[str, str] | None = None,
+    ports: Sequence[PortLike] | None = None,
+    tmpfs: Mapping[str, str] | Sequence[str] | None = None,
+    volumes: Mapping[str, str] | None = None,
+    working_dir: str | None = None,
+    user: str | None = None,
+    network_mode: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    ready: Any = None,
+    prepare: Callable[[ContainerHandle], object] | None = None,
+    strategy: Strategy | None = None,
+    ready_timeout: float | None = None,
+    pull: bool = True,
+    volume_policy: Literal["tmpfs", "refuse"] = "tmpfs",
+) -> Any:
+    """Declare a warm container; assign the result to a name to get a session fixture.
+
+    ``redis = warm_container(image="redis:7", ports=[6379], ready=ready.tcp(6379))`` makes a
+    session fixture ``redis`` whose value is a :class:`ContainerHandle`. The container is
+    started once, made ready, ``prepare(handle)`` runs, and the result is checkpointed; every
+    test marked ``criu_snapshot`` then starts from that checkpoint. Invalid arguments raise
+    :class:`SpecError` when the conftest is imported.
+    """
+    spec = build_spec(
+        image=image, command=command, entrypoint=entrypoint, environment=environment,
+        ports=ports, tmpfs=tmpfs, volumes=volumes, working_dir=working_dir, user=user,
+        network_mode=network_mode, labels=labels,
+    )
+    if prepare is not None and not callable(prepare):
+        raise SpecError(f"prepare: expected a callable taking the container handle, got {prepare!r}")
+    if prepare is not None:
+        _check_arity(prepare)
+    if strategy is not None and strategy not in STRATEGIES:
+        raise SpecError(f"strategy: {strategy!r} is not one of {', '.join(STRATEGIES)}")
+    if ready_timeout is not None and (isinstance(ready_timeout, bool) or not ready_timeout > 0):
+        raise SpecError(f"ready_timeout: expected a positive number of seconds, got {ready_timeout!r}")
+    if volume_policy not in ("tmpfs", "refuse"):
+        raise SpecError(f"volume_policy: {volume_policy!r} is not 'tmpfs' or 'refuse'")
+    declaration = Declaration(
+        spec=spec,
+        ready=ready_checks.normalize(ready),
+        prepare=prepare,
+        strategy=strategy,
+        ready_timeout=ready_timeout,
+        pull=pull,
+        volume_policy=volume_policy,
+    )
+
+    def warm_container_fixture(request: pytest.FixtureRequest) -> Iterator[ContainerHandle]:
+        from .runtime import runtime_of
+
+        try:
+            controller = runtime_of(request.config).start(request.fixturename, declaration)
+        except CriuError as error:
+            pytest.fail(f"pytest-criu: {request.fixturename}: {error}", pytrace=False)
+        try:
+            yield controller.handle
+        finally:
+            runtime_of(request.config).close(controller)
+
+    setattr(warm_container_fixture, DECLARATION_ATTRIBUTE, declaration)
+    warm_container_fixture.__doc__ = f"Warm container from {spec.image} (pytest-criu)."
+    return pytest.fixture(scope="session")(warm_container_fixture)
+
+
+def declaration_of(function: object) -> Declaration | None:
+    """The declaration behind a fixture function, or ``None`` for other fixtures."""
+    declaration = getattr(function, DECLARATION_ATTRIBUTE, None)
+    return declaration if isinstance(declaration, Declaration) else None
+
+
+def _check_arity(prepare: Callable[..., object]) -> None:
+    try:
+        signature = inspect.signature(prepare)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(object())
+    except TypeError:
+        raise SpecError(
+            f"prepare: {getattr(prepare, '__qualname__', prepare)!r} must accept one argument, "
+            f"the container handle; its signature is {signature}"
+        ) from None

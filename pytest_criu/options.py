@@ -1,0 +1,172 @@
+"""Command-line options and their ini twins, resolved in one place (CLI > ini > default)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, Literal, TypeVar, cast
+
+import pytest
+
+from .engine.spec import STRATEGIES, Strategy
+
+Fallback = Literal["skip", "recreate", "fail"]
+FALLBACKS: tuple[Fallback, ...] = ("skip", "recreate", "fail")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Option(Generic[T]):
+    """One setting: its flag, ini key, default, parser and help text."""
+
+    flag: str
+    ini: str
+    field: str
+    default: T
+    parse: Callable[[str], T]
+    help: str
+    metavar: str = ""
+    is_flag: bool = False
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number of seconds") from None
+    if not seconds > 0:
+        raise ValueError(f"{value!r} must be a positive number of seconds")
+    return seconds
+
+
+def _boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{value!r} is not a boolean (true/false)")
+
+
+def _text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("an empty value is not allowed")
+    return value.strip()
+
+
+def _optional_text(value: str) -> str | None:
+    return value.strip() or None
+
+
+FALLBACK = Option[str](
+    "--criu-fallback", "criu_fallback", "fallback", "skip", _choice(FALLBACKS),
+    "what marked tests do where snapshots cannot work: skip (default), recreate (fresh "
+    "container + readiness + prepare per test), or fail", "{skip,recreate,fail}",
+)
+STRATEGY = Option[str](
+    "--criu-strategy", "criu_strategy", "strategy", "fresh", _choice(STRATEGIES),
+    "default reset strategy: fresh (restore into a new container; resets memory, tmpfs and "
+    "files) or inplace (restore the same container; files are NOT reset)", "{fresh,inplace}",
+)
+BINARY = Option[str](
+    "--criu-binary", "criu_binary", "criu_binary", "criu", _text,
+    "the CRIU binary to check (default: criu on PATH); dockerd must use the same one", "PATH",
+)
+DOCKER_URL: Option[str | None] = Option(
+    "--criu-docker-url", "criu_docker_url", "docker_url", None, _optional_text,
+    "Docker Engine URL (default: DOCKER_HOST or the local socket)", "URL",
+)
+READY_TIMEOUT = Option[float](
+    "--criu-ready-timeout", "criu_ready_timeout", "ready_timeout", 60.0, _seconds,
+    "seconds a readiness check may take unless it sets its own timeout (default 60)", "SECONDS",
+)
+RESTORE_TIMEOUT = Option[float](
+    "--criu-restore-timeout", "criu_restore_timeout", "restore_timeout", 120.0, _seconds,
+    "seconds a Docker call (checkpoint, restore) may take (default 120)", "SECONDS",
+)
+KEEP_ON_FAILURE = Option[bool](
+    "--criu-keep-on-failure", "criu_keep_on_failure", "keep_on_failure", False, _boolean,
+    "keep the container of a failed marked test for debugging (its id is printed)",
+    is_flag=True,
+)
+RESTORE_AHEAD = Option[bool](
+    "--criu-restore-ahead", "criu_restore_ahead", "restore_ahead", False, _boolean,
+    "restore the next pristine container in the background while a test runs",
+    is_flag=True,
+)
+TIMINGS = Option[bool](
+    "--criu-timings", "criu_timings", "timings", False, _boolean,
+    "list every marked test's reset time in the summary", is_flag=True,
+)
+
+ALL: tuple[Option[object], ...] = cast(
+    "tuple[Option[object], ...]",
+    (FALLBACK, STRATEGY, BINARY, DOCKER_URL, READY_TIMEOUT, RESTORE_TIMEOUT,
+     KEEP_ON_FAILURE, RESTORE_AHEAD, TIMINGS),
+)
+
+
+def register(parser: pytest.Parser) -> None:
+    group = parser.getgroup("criu", "pytest-criu: warm containers restored by CRIU")
+    for option in ALL:
+        if option.is_flag:
+            group.addoption(option.flag, action="store_true", default=None, dest=option.dest,
+                            help=option.help)
+        else:
+            group.addoption(option.flag, action="store", default=None, dest=option.dest,
+                            metavar=option.metavar, help=option.help)
+        parser.addini(option.ini, f"{option.help} ({option.flag})", type="string", default=None)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved options of a session."""
+
+    fallback: Fallback
+    strategy: Strategy
+    criu_binary: str
+    docker_url: str | None
+    ready_timeout: float
+    restore_timeout: float
+    keep_on_failure: bool
+    restore_ahead: bool
+    timings: bool
+
+
+def resolve(config: pytest.Config) -> Settings:
+    """Resolve every option, CLI over ini over default; bad values are usage errors."""
+    values = {option.field: _resolve_one(config, option) for option in ALL}
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _resolve_one(config: pytest.Config, option: Option[object]) -> object:
+    raw = config.getoption(option.dest, default=None)
+    source = option.flag
+    if raw is None:
+        raw = config.getini(option.ini)
+        source = f"ini option {option.ini}"
+    if raw is None:
+        return option.default
+    if isinstance(raw, bool):
+        return raw
+    try:
+        return option.parse(str(raw))
+    except ValueError as error:
+        raise pytest.UsageError(f"{source}: {error}") from None
+
+
+__all__ = ["FALLBACKS", "Settings", "register", "resolve"]
