@@ -132,7 +132,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if runtime.settings.fallback == "fail":
         pytest.fail(f"pytest-criu: snapshots unavailable: {blocker}", pytrace=False)
     runtime.skipped += 1
-    pytest.skip(f"pytest-criu: snapshots unavailable: {blocker}")
+    # Report the skip at the test, not in this file, as pytest does for skip markers.
+    raise pytest.skip.Exception(
+        f"pytest-criu: snapshots unavailable: {blocker}", _use_item_location=True
+    )
 
 
 @pytest.fixture(autouse=True)

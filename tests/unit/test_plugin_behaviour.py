@@ -1,0 +1,160 @@
+"""Plugin behaviour that needs no Docker: markers, options, skip reasons, fallback modes."""
+
+from __future__ import annotations
+
+import pytest
+
+CONFTEST = """
+from pytest_criu import ready, warm_container
+
+box = warm_container("pytest-criu/tiny:latest", command=["sleep", "1000"])
+other = warm_container("pytest-criu/tiny:latest", command=["sleep", "1000"])
+
+import pytest
+
+@pytest.fixture
+def plain():
+    return 1
+"""
+
+MISSING_CRIU = "--criu-binary=/nonexistent/criu"
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeconftest(CONFTEST)
+    return pytester
+
+
+def test_unknown_marker_name_is_a_usage_error(suite: pytest.Pytester) -> None:
+    suite.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.criu_snapshot("redis")
+        def test_x(box):
+            pass
+        """
+    )
+    result = suite.runpytest(MISSING_CRIU)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*invalid markers:*",
+            "*test_x*criu_snapshot names 'redis', which the test does not use as a warm "
+            "container (warm containers it uses: box)*",
+        ]
+    )
+
+
+def test_marker_without_warm_container_is_a_usage_error(suite: pytest.Pytester) -> None:
+    suite.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.criu_snapshot
+        def test_x(plain):
+            pass
+        """
+    )
+    result = suite.runpytest(MISSING_CRIU)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_x*on a test that uses no warm container*"])
+
+
+@pytest.mark.parametrize("args", ["42", "name='box'"])
+def test_marker_arguments_are_validated(suite: pytest.Pytester, args: str) -> None:
+    suite.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.criu_snapshot({args})
+        def test_x(box):
+            pass
+        """
+    )
+    result = suite.runpytest(MISSING_CRIU)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_x*@pytest.mark.criu_snapshot:*"])
+
+
+def test_marker_is_registered(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.criu_snapshot(*names)*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "ini", "message"),
+    [
+        (["--criu-fallback=maybe"], "", "*--criu-fallback: 'maybe' is not one of skip, recreate, fail*"),
+        (["--criu-strategy=fast"], "", "*--criu-strategy: 'fast' is not one of fresh, inplace*"),
+        (["--criu-ready-timeout=-3"], "", "*--criu-ready-timeout: '-3' must be a positive*"),
+        (["--criu-restore-timeout=soon"], "", "*--criu-restore-timeout: 'soon' is not a number*"),
+        ([], "criu_fallback = never", "*ini option criu_fallback: 'never' is not one of*"),
+        ([], "criu_keep_on_failure = perhaps", "*ini option criu_keep_on_failure: 'perhaps' is not a boolean*"),
+    ],
+)
+def test_invalid_option_values_are_usage_errors(
+    pytester: pytest.Pytester, args: list[str], ini: str, message: str
+) -> None:
+    if ini:
+        pytester.makeini(f"[pytest]\n{ini}\n")
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_cli_overrides_ini(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ncriu_strategy = inplace\ncriu_fallback = recreate\n")
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest("--criu-strategy=fresh", MISSING_CRIU)
+    result.stdout.fnmatch_lines(["pytest-criu *; strategy fresh, fallback recreate*"])
+
+
+def test_missing_criu_skips_marked_tests_with_the_reason(suite: pytest.Pytester) -> None:
+    suite.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("i", range(3))
+        @pytest.mark.criu_snapshot
+        def test_marked(box, i):
+            raise AssertionError("must not run")
+
+        def test_unmarked_without_container():
+            pass
+        """
+    )
+    result = suite.runpytest(MISSING_CRIU, "-rs")
+    result.assert_outcomes(passed=1, skipped=3)
+    result.stdout.fnmatch_lines(
+        [
+            "pytest-criu: snapshots unavailable: */nonexistent/criu does not exist*",
+            "3 marked tests skipped: snapshots unavailable: *; run `pytest-criu doctor` for details",
+            "SKIPPED [[]3] test_missing*.py:3: pytest-criu: snapshots unavailable: */nonexistent/criu does not exist*",
+        ]
+    )
+
+
+def test_fallback_fail_fails_marked_tests(suite: pytest.Pytester) -> None:
+    suite.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.criu_snapshot
+        def test_marked(box):
+            pass
+        """
+    )
+    result = suite.runpytest(MISSING_CRIU, "--criu-fallback=fail")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*pytest-criu: snapshots unavailable: */nonexistent/criu does not exist*"])
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_plugin_can_be_disabled(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest("-p", "no:criu")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*pytest-criu*")
