@@ -62,18 +62,30 @@ def warm_container(
     :class:`SpecError` when the conftest is imported.
     """
     spec = build_spec(
-        image=image, command=command, entrypoint=entrypoint, environment=environment,
-        ports=ports, tmpfs=tmpfs, volumes=volumes, working_dir=working_dir, user=user,
-        network_mode=network_mode, labels=labels,
+        image=image,
+        command=command,
+        entrypoint=entrypoint,
+        environment=environment,
+        ports=ports,
+        tmpfs=tmpfs,
+        volumes=volumes,
+        working_dir=working_dir,
+        user=user,
+        network_mode=network_mode,
+        labels=labels,
     )
     if prepare is not None and not callable(prepare):
-        raise SpecError(f"prepare: expected a callable taking the container handle, got {prepare!r}")
+        raise SpecError(
+            f"prepare: expected a callable taking the container handle, got {prepare!r}"
+        )
     if prepare is not None:
         _check_arity(prepare)
     if strategy is not None and strategy not in STRATEGIES:
         raise SpecError(f"strategy: {strategy!r} is not one of {', '.join(STRATEGIES)}")
     if ready_timeout is not None and (isinstance(ready_timeout, bool) or not ready_timeout > 0):
-        raise SpecError(f"ready_timeout: expected a positive number of seconds, got {ready_timeout!r}")
+        raise SpecError(
+            f"ready_timeout: expected a positive number of seconds, got {ready_timeout!r}"
+        )
     if volume_policy not in ("tmpfs", "refuse"):
         raise SpecError(f"volume_policy: {volume_policy!r} is not 'tmpfs' or 'refuse'")
     declaration = Declaration(
@@ -89,10 +101,14 @@ def warm_container(
     def warm_container_fixture(request: pytest.FixtureRequest) -> Iterator[ContainerHandle]:
         from .runtime import runtime_of
 
+        failure = None
         try:
-            controller = runtime_of(request.config).start(request.fixturename, declaration)
+            name = request.fixturename or "warm_container"
+            controller = runtime_of(request.config).start(name, declaration)
         except CriuError as error:
-            pytest.fail(f"pytest-criu: {request.fixturename}: {error}", pytrace=False)
+            failure = f"pytest-criu: {request.fixturename}: {error}"
+        if failure is not None:
+            pytest.fail(failure, pytrace=False)
         try:
             yield controller.handle
         finally:

@@ -73,50 +73,102 @@ def _optional_text(value: str) -> str | None:
 
 
 FALLBACK = Option[str](
-    "--criu-fallback", "criu_fallback", "fallback", "skip", _choice(FALLBACKS),
+    "--criu-fallback",
+    "criu_fallback",
+    "fallback",
+    "skip",
+    _choice(FALLBACKS),
     "what marked tests do where snapshots cannot work: skip (default), recreate (fresh "
-    "container + readiness + prepare per test), or fail", "{skip,recreate,fail}",
+    "container + readiness + prepare per test), or fail",
+    "{skip,recreate,fail}",
 )
 STRATEGY = Option[str](
-    "--criu-strategy", "criu_strategy", "strategy", "fresh", _choice(STRATEGIES),
+    "--criu-strategy",
+    "criu_strategy",
+    "strategy",
+    "fresh",
+    _choice(STRATEGIES),
     "default reset strategy: fresh (restore into a new container; resets memory, tmpfs and "
-    "files) or inplace (restore the same container; files are NOT reset)", "{fresh,inplace}",
+    "files) or inplace (restore the same container; files are NOT reset)",
+    "{fresh,inplace}",
 )
 BINARY = Option[str](
-    "--criu-binary", "criu_binary", "criu_binary", "criu", _text,
-    "the CRIU binary to check (default: criu on PATH); dockerd must use the same one", "PATH",
+    "--criu-binary",
+    "criu_binary",
+    "criu_binary",
+    "criu",
+    _text,
+    "the CRIU binary to check (default: criu on PATH); dockerd must use the same one",
+    "PATH",
 )
 DOCKER_URL: Option[str | None] = Option(
-    "--criu-docker-url", "criu_docker_url", "docker_url", None, _optional_text,
-    "Docker Engine URL (default: DOCKER_HOST or the local socket)", "URL",
+    "--criu-docker-url",
+    "criu_docker_url",
+    "docker_url",
+    None,
+    _optional_text,
+    "Docker Engine URL (default: DOCKER_HOST or the local socket)",
+    "URL",
 )
 READY_TIMEOUT = Option[float](
-    "--criu-ready-timeout", "criu_ready_timeout", "ready_timeout", 60.0, _seconds,
-    "seconds a readiness check may take unless it sets its own timeout (default 60)", "SECONDS",
+    "--criu-ready-timeout",
+    "criu_ready_timeout",
+    "ready_timeout",
+    60.0,
+    _seconds,
+    "seconds a readiness check may take unless it sets its own timeout (default 60)",
+    "SECONDS",
 )
 RESTORE_TIMEOUT = Option[float](
-    "--criu-restore-timeout", "criu_restore_timeout", "restore_timeout", 120.0, _seconds,
-    "seconds a Docker call (checkpoint, restore) may take (default 120)", "SECONDS",
+    "--criu-restore-timeout",
+    "criu_restore_timeout",
+    "restore_timeout",
+    120.0,
+    _seconds,
+    "seconds a Docker call (checkpoint, restore) may take (default 120)",
+    "SECONDS",
 )
 KEEP_ON_FAILURE = Option[bool](
-    "--criu-keep-on-failure", "criu_keep_on_failure", "keep_on_failure", False, _boolean,
+    "--criu-keep-on-failure",
+    "criu_keep_on_failure",
+    "keep_on_failure",
+    False,
+    _boolean,
     "keep the container of a failed marked test for debugging (its id is printed)",
     is_flag=True,
 )
 RESTORE_AHEAD = Option[bool](
-    "--criu-restore-ahead", "criu_restore_ahead", "restore_ahead", False, _boolean,
+    "--criu-restore-ahead",
+    "criu_restore_ahead",
+    "restore_ahead",
+    False,
+    _boolean,
     "restore the next pristine container in the background while a test runs",
     is_flag=True,
 )
 TIMINGS = Option[bool](
-    "--criu-timings", "criu_timings", "timings", False, _boolean,
-    "list every marked test's reset time in the summary", is_flag=True,
+    "--criu-timings",
+    "criu_timings",
+    "timings",
+    False,
+    _boolean,
+    "list every marked test's reset time in the summary",
+    is_flag=True,
 )
 
 ALL: tuple[Option[object], ...] = cast(
     "tuple[Option[object], ...]",
-    (FALLBACK, STRATEGY, BINARY, DOCKER_URL, READY_TIMEOUT, RESTORE_TIMEOUT,
-     KEEP_ON_FAILURE, RESTORE_AHEAD, TIMINGS),
+    (
+        FALLBACK,
+        STRATEGY,
+        BINARY,
+        DOCKER_URL,
+        READY_TIMEOUT,
+        RESTORE_TIMEOUT,
+        KEEP_ON_FAILURE,
+        RESTORE_AHEAD,
+        TIMINGS,
+    ),
 )
 
 
@@ -124,11 +176,18 @@ def register(parser: pytest.Parser) -> None:
     group = parser.getgroup("criu", "pytest-criu: warm containers restored by CRIU")
     for option in ALL:
         if option.is_flag:
-            group.addoption(option.flag, action="store_true", default=None, dest=option.dest,
-                            help=option.help)
+            group.addoption(
+                option.flag, action="store_true", default=None, dest=option.dest, help=option.help
+            )
         else:
-            group.addoption(option.flag, action="store", default=None, dest=option.dest,
-                            metavar=option.metavar, help=option.help)
+            group.addoption(
+                option.flag,
+                action="store",
+                default=None,
+                dest=option.dest,
+                metavar=option.metavar,
+                help=option.help,
+            )
         parser.addini(option.ini, f"{option.help} ({option.flag})", type="string", default=None)
 
 

@@ -166,7 +166,9 @@ def _criu_reset(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, Any]:
     report: pytest.TestReport = yield
     targets = item.stash.get(TARGETS_KEY, ())
     if not targets or not report.failed or call.when == "teardown":

@@ -27,7 +27,13 @@ class Summary:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is None or self.config.get_verbosity() < -1:
             return
-        reporter.write_line(f"[pytest-criu] {message}")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        if capture is None:
+            reporter.write_line(f"[pytest-criu] {message}")
+            return
+        # Progress happens inside fixture set-up, whose output pytest captures.
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"[pytest-criu] {message}")
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
@@ -58,9 +64,7 @@ def summary_lines(runtime: Runtime, controllers: list[WarmContainer]) -> list[st
             lines.append(f"{controller.name}: set-up failed: {stats.failure}")
             continue
         mode = stats.mode or "shared (no resets)"
-        line = (
-            f"{controller.name}: {mode}; {stats.origin} in {_seconds(stats.prepare_seconds)}"
-        )
+        line = f"{controller.name}: {mode}; {stats.origin} in {_seconds(stats.prepare_seconds)}"
         if stats.checkpoint_seconds is not None:
             line += f" + checkpoint {_seconds(stats.checkpoint_seconds)}"
         count = len(stats.resets)
@@ -77,7 +81,9 @@ def summary_lines(runtime: Runtime, controllers: list[WarmContainer]) -> list[st
         for mount in controller.not_reset:
             lines.append(f"{controller.name}: NOT reset by restores: bind mount {mount}")
         for kept in sorted(controller.kept):
-            lines.append(f"{controller.name}: kept container {kept[:12]} (docker rm -f {kept[:12]})")
+            lines.append(
+                f"{controller.name}: kept container {kept[:12]} (docker rm -f {kept[:12]})"
+            )
     if runtime.skipped:
         lines.append(
             f"{runtime.skipped} marked tests skipped: snapshots unavailable: "
@@ -104,7 +110,8 @@ def failure_section(controller: WarmContainer, *, keep: bool) -> str:
     if keep:
         kept = controller.keep_current()
         parts.append(
-            f"kept container {kept[:12]} for debugging" if kept
+            f"kept container {kept[:12]} for debugging"
+            if kept
             else "not kept: the in-place strategy reuses the container"
         )
     return controller.spec.redact("\n".join(parts))

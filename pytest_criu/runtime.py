@@ -21,7 +21,9 @@ RUNTIME_KEY = pytest.StashKey["Runtime"]()
 class Runtime:
     """One per pytest process; created in ``pytest_configure``."""
 
-    def __init__(self, settings: Settings, say: Callable[[str], None], session: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, say: Callable[[str], None], session: str | None = None
+    ) -> None:
         self.settings = settings
         self.say = say
         self.owner = labels.Owner.current(session)
@@ -50,7 +52,9 @@ class Runtime:
     @property
     def engine(self) -> DockerEngine:
         if self._engine is None:
-            self._engine = DockerEngine(self.settings.docker_url, timeout=self.settings.restore_timeout)
+            self._engine = DockerEngine(
+                self.settings.docker_url, timeout=self.settings.restore_timeout
+            )
             if not self._reaped:
                 self._reaped = True
                 containers, images = labels.reap_orphans(self._engine, [self.owner.session])
@@ -91,7 +95,9 @@ class Runtime:
             elif self.settings.fallback == "recreate":
                 controller.use_recreate()
         except BaseException as error:
-            controller.stats.failure = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            controller.stats.failure = (
+                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            )
             self.close(controller)
             raise
         return controller

@@ -6,18 +6,44 @@ import os
 
 import docker
 
-from pytest_criu.engine.labels import SESSION
+from pytest_criu.engine.labels import OWNER_PID, SESSION, owner_alive
 
 TINY_IMAGE = os.environ.get("PYTEST_CRIU_TINY_IMAGE", "pytest-criu/tiny:latest")
 SERVICES_IMAGE = os.environ.get("PYTEST_CRIU_SERVICES_IMAGE", "pytest-criu/services:latest")
 
 
 def labelled_resources() -> tuple[set[str], set[str]]:
-    """Ids of every container and image carrying pytest-criu's session label."""
+    """Ids of containers and images pytest-criu labelled for this process or a finished one.
+
+    Those of other live pytest runs (a developer's second terminal) are not counted.
+    """
     client = docker.from_env()
     try:
-        containers = {c.id for c in client.containers.list(all=True, filters={"label": SESSION})}
-        images = {i.id for i in client.images.list(filters={"label": SESSION})}
+        # The low-level calls list without inspecting each (which races with removals).
+        containers = {
+            str(c["Id"])
+            for c in client.api.containers(all=True, filters={"label": SESSION})
+            if _ours_or_orphaned(c.get("Labels") or {})
+        }
+        images = {
+            str(i["Id"])
+            for i in client.api.images(filters={"label": SESSION})
+            if _ours_or_orphaned(i.get("Labels") or {})
+        }
     finally:
         client.close()
     return containers, images
+
+
+def _ours_or_orphaned(labels: dict[str, str]) -> bool:
+    return labels.get(OWNER_PID) == str(os.getpid()) or not owner_alive(labels)
+
+
+def containers_of(pid: int) -> set[str]:
+    """Ids of the containers pytest-criu created for the pytest process ``pid``."""
+    client = docker.from_env()
+    try:
+        label = f"{OWNER_PID}={pid}"
+        return {str(c["Id"]) for c in client.api.containers(all=True, filters={"label": label})}
+    finally:
+        client.close()

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import docker
 import docker.errors
@@ -49,9 +49,10 @@ class DockerEngine:
             else:
                 self.api = docker.from_env(version="auto", timeout=int(timeout)).api
         except docker.errors.DockerException as error:
+            where = base_url or os.environ.get("DOCKER_HOST") or "the default socket"
             raise EngineError(
-                f"cannot connect to Docker at {base_url or os.environ.get('DOCKER_HOST') or 'the default socket'}: "
-                f"{error}; start dockerd (scripts/setup-host does) or set --criu-docker-url"
+                f"cannot connect to Docker at {where}: {error}; "
+                "start dockerd (scripts/setup-host does) or set --criu-docker-url"
             ) from None
         self.base_url = base_url
         self._info: dict[str, Any] | None = None
@@ -79,7 +80,7 @@ class DockerEngine:
     def ensure_image(self, reference: str, *, pull: bool) -> dict[str, Any]:
         """Inspect ``reference``, pulling it first when it is missing and ``pull`` allows."""
         try:
-            return self.api.inspect_image(reference)  # type: ignore[no-any-return]
+            return self._inspect_image(reference)
         except docker.errors.ImageNotFound:
             if not pull:
                 raise ImageNotFoundError(
@@ -90,12 +91,16 @@ class DockerEngine:
             raise EngineError(f"cannot inspect image {reference!r}: {error.explanation}") from None
         try:
             self.api.pull(reference)
-            return self.api.inspect_image(reference)  # type: ignore[no-any-return]
+            return self._inspect_image(reference)
         except docker.errors.DockerException as error:
             raise ImageNotFoundError(
                 f"image {reference!r} is not available locally and pulling it failed ({error}); "
                 f"build it or `docker pull {reference}` where a registry is reachable"
             ) from None
+
+    def _inspect_image(self, reference: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.api.inspect_image(reference)  # type: ignore[no-untyped-call]
+        return result
 
     def commit(self, container_id: str, labels: Mapping[str, str]) -> str:
         changes = [f'LABEL {key}="{value}"' for key, value in labels.items()]
@@ -167,23 +172,26 @@ class DockerEngine:
             self.api.wait(container_id, timeout=30)
 
     def containers(self, label: str) -> list[dict[str, Any]]:
-        return self._call(
-            "list containers", self.api.containers, all=True, filters={"label": label}
-        ) or []
+        return (
+            self._call("list containers", self.api.containers, all=True, filters={"label": label})
+            or []
+        )
 
     def exec(
         self, container_id: str, argv: Sequence[str], *, user: str | None = None
     ) -> tuple[int, str]:
         try:
-            exec_id = self.api.exec_create(container_id, list(argv), user=user or "")
-            output = self.api.exec_start(exec_id, stream=False, demux=False)
+            exec_id = str(self.api.exec_create(container_id, list(argv), user=user or "")["Id"])
+            output = self.api.exec_start(exec_id)
             code = self.api.exec_inspect(exec_id)["ExitCode"]
         except docker.errors.APIError as error:
-            raise EngineError(f"cannot run {list(argv)!r} in the container: {error.explanation}") from None
+            raise EngineError(
+                f"cannot run {list(argv)!r} in the container: {error.explanation}"
+            ) from None
         text = output.decode("utf-8", "replace") if isinstance(output, bytes) else str(output)
         return int(code if code is not None else -1), text
 
-    def logs(self, container_id: str, *, tail: int | str = "all") -> str:
+    def logs(self, container_id: str, *, tail: int | Literal["all"] = "all") -> str:
         try:
             raw = self.api.logs(container_id, stdout=True, stderr=True, tail=tail)
         except docker.errors.NotFound:
@@ -271,10 +279,22 @@ class DockerEngine:
             work.mkdir(mode=0o700)
             images.mkdir(mode=0o700)
             try:
-                subprocess.run(  # noqa: S603
-                    [runc, "--root", root, "checkpoint", "--leave-running",
-                     "--work-path", str(work), "--image-path", str(images), container_id],
-                    capture_output=True, timeout=120, check=False,
+                subprocess.run(
+                    [
+                        runc,
+                        "--root",
+                        root,
+                        "checkpoint",
+                        "--leave-running",
+                        "--work-path",
+                        str(work),
+                        "--image-path",
+                        str(images),
+                        container_id,
+                    ],
+                    capture_output=True,
+                    timeout=120,
+                    check=False,
                 )
             except (OSError, subprocess.TimeoutExpired):
                 return None

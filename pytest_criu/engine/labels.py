@@ -102,9 +102,7 @@ def reap_orphans(engine: Reapable, keep_sessions: Iterable[str] = ()) -> tuple[i
     return containers, images
 
 
-def remove_session(
-    engine: Reapable, session: str, keep: Iterable[str] = ()
-) -> tuple[int, int]:
+def remove_session(engine: Reapable, session: str, keep: Iterable[str] = ()) -> tuple[int, int]:
     """Remove every container (but those in ``keep``) and image labelled with ``session``."""
     label = f"{SESSION}={session}"
     kept = set(keep)

@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from typing import Protocol, Union
+from typing import Protocol
 
 from .errors import ReadinessTimeoutError, SpecError
 from .spec import Port, PortLike
@@ -73,7 +73,7 @@ class _Tcp(ReadyCheck):
             connection.settimeout(0.05)
             try:
                 return connection.recv(1, socket.MSG_PEEK) != b""
-            except socket.timeout:
+            except TimeoutError:
                 return True  # open and silent: a server waiting for its client to speak
 
 
@@ -97,7 +97,9 @@ class _Log(ReadyCheck):
 class _Cmd(ReadyCheck):
     def __init__(self, argv: Sequence[str], timeout: float | None) -> None:
         if isinstance(argv, str) or not argv or not all(isinstance(a, str) for a in argv):
-            raise SpecError(f"ready.cmd: expected a list of strings such as ['pg_isready'], got {argv!r}")
+            raise SpecError(
+                f"ready.cmd: expected a list of strings such as ['pg_isready'], got {argv!r}"
+            )
         self.argv = tuple(argv)
         self.description = f"ready.cmd({list(self.argv)!r})"
         super().__init__(timeout)
@@ -124,7 +126,7 @@ class _Http(ReadyCheck):
     def probe(self, target: Target) -> bool:
         url = f"http://{target.host}:{target.port(self.container_port)}{self.path}"
         try:
-            with urllib.request.urlopen(url, timeout=2.0) as response:  # noqa: S310
+            with urllib.request.urlopen(url, timeout=2.0) as response:
                 status = int(response.status)
         except urllib.error.HTTPError as error:
             status = error.code
@@ -177,7 +179,7 @@ def call(function: Callable[..., object], *, timeout: float | None = None) -> Re
     return _Call(function, timeout)
 
 
-ReadyLike = Union[ReadyCheck, Callable[..., object], Sequence[Union[ReadyCheck, Callable[..., object]]]]
+ReadyLike = ReadyCheck | Callable[..., object] | Sequence[ReadyCheck | Callable[..., object]]
 
 
 def normalize(ready: object) -> tuple[ReadyCheck, ...]:
@@ -221,7 +223,7 @@ def wait_until_ready(
             try:
                 if check.probe(target):
                     break
-            except Exception as error:  # noqa: BLE001 - any failure of a probe means "not yet"
+            except Exception as error:
                 check.last_error = f"{type(error).__name__}: {error}"
             stopped = exited()
             if stopped is not None:
@@ -247,7 +249,7 @@ def _last_error(check: ReadyCheck) -> str:
 def _log_tail(target: Target) -> str:
     try:
         lines = target.logs().splitlines()[-LOG_TAIL_LINES:]
-    except Exception as error:  # noqa: BLE001 - the logs are a courtesy in an error message
+    except Exception as error:
         return f"\n(container logs unavailable: {error})"
     if not lines:
         return "\n(the container logged nothing)"

@@ -64,7 +64,7 @@ class Stats:
         if not self.resets:
             return None
         ordered = sorted(self.resets)
-        return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+        return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 @dataclass
@@ -183,7 +183,9 @@ class WarmContainer:
         self._remover = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"criu-rm-{name}")
         self._ahead: ThreadPoolExecutor | None = None
         self._next: Future[_Container] | None = None
-        self.not_reset: list[str] = [f"{source} -> {target}" for source, target in spec.volumes.items()]
+        self.not_reset: list[str] = [
+            f"{source} -> {target}" for source, target in spec.volumes.items()
+        ]
 
     # -- public life cycle ----------------------------------------------------------------
 
@@ -220,10 +222,15 @@ class WarmContainer:
         self.stats.mode = f"snapshot/{self.options.strategy}"
         self._current = None
         with self._phase("first restore"):
-            self._current = self._restore_one()
+            if self.options.strategy == "inplace":
+                self._current = self._restore_in_place(source)
+            else:
+                self._current = self._restore_one()
         self.restores = 1
         if self.options.restore_ahead and self.options.strategy == "fresh":
-            self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"criu-ahead-{self.name}")
+            self._ahead = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=f"criu-ahead-{self.name}"
+            )
 
     def use_recreate(self) -> None:
         self.mode = "recreate"
@@ -234,7 +241,9 @@ class WarmContainer:
 
         Not possible with the in-place strategy, whose container holds the checkpoint.
         """
-        if self._current is None or (self.mode == "snapshot" and self.options.strategy == "inplace"):
+        if self._current is None or (
+            self.mode == "snapshot" and self.options.strategy == "inplace"
+        ):
             return None
         self.kept.add(self._current.id)
         return self._current.id
@@ -312,7 +321,9 @@ class WarmContainer:
             )
         for path in uncovered:
             self._tmpfs[path] = ""
-        self.say(f"{self.name}: VOLUME {', '.join(uncovered)} mounted as tmpfs so restores reset it")
+        self.say(
+            f"{self.name}: VOLUME {', '.join(uncovered)} mounted as tmpfs so restores reset it"
+        )
 
     def _config(self, image: str, role: str) -> ContainerConfig:
         return ContainerConfig(
@@ -362,7 +373,8 @@ class WarmContainer:
             raise ReadinessTimeoutError(self.spec.redact(str(error))) from None
 
     def _restore_one(self) -> _Container:
-        assert self._checkpoint is not None and self._snapshot_image is not None
+        assert self._checkpoint is not None
+        assert self._snapshot_image is not None
         container_id = self._create(self._snapshot_image, "restored")
         self.engine.place_checkpoint(self._checkpoint, container_id, CHECKPOINT_NAME)
         try:
@@ -383,7 +395,7 @@ class WarmContainer:
         if future is not None:
             try:
                 return future.result(timeout=self.options.restore_timeout)
-            except Exception as error:  # noqa: BLE001 - fall back to a restore in the foreground
+            except Exception as error:
                 self.say(f"{self.name}: restore-ahead failed ({error}); restoring now")
         return self._restore_one()
 

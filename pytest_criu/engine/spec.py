@@ -14,7 +14,7 @@ from .errors import SpecError
 Strategy = Literal["fresh", "inplace"]
 STRATEGIES: tuple[Strategy, ...] = ("fresh", "inplace")
 
-PortLike = Union[int, str]
+PortLike = Union[int, str, "Port"]
 
 _PORT_RE = re.compile(r"^(?P<port>\d{1,5})(?:/(?P<proto>tcp|udp|sctp))?$")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -113,7 +113,9 @@ def build_spec(
 ) -> ContainerSpec:
     """Validate user input and build a :class:`ContainerSpec`; raise :class:`SpecError`."""
     if not isinstance(image, str) or not image.strip():
-        raise SpecError(f"image: expected a non-empty image reference like 'redis:7', got {image!r}")
+        raise SpecError(
+            f"image: expected a non-empty image reference like 'redis:7', got {image!r}"
+        )
     return ContainerSpec(
         image=image.strip(),
         command=_argv(command, "command"),
@@ -158,8 +160,7 @@ def _environment(value: object) -> dict[str, str]:
         if not isinstance(item, (str, int, float)) or isinstance(item, bool):
             # The value may be a secret: name only its type.
             raise SpecError(
-                f"environment: value of {key} must be a string or number, "
-                f"got {type(item).__name__}"
+                f"environment: value of {key} must be a string or number, got {type(item).__name__}"
             )
         result[key] = str(item)
     return result

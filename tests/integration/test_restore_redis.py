@@ -35,7 +35,7 @@ def pytest_collection_modifyitems(config, items):
         items.reverse()
 '''
 
-TESTS = r'''
+TESTS = r"""
 import pytest
 import redis as redis_client
 
@@ -76,7 +76,7 @@ def test_flushall_does_not_leak(redis, round):
 
 def test_unmarked_tests_share_the_container(redis):
     assert redis.exec(["true"])[0] == 0
-'''
+"""
 
 
 @pytest.mark.parametrize("order", ["forward", "reverse"])
@@ -90,7 +90,9 @@ def test_every_marked_test_sees_the_seed(
     args = ["-p", "no:cacheprovider", "-v"] + (["--reverse"] if order == "reverse" else [])
     result = pytester.runpytest_subprocess(*args, timeout=600)
     result.assert_outcomes(passed=13)
-    result.stdout.fnmatch_lines(["*- pytest-criu -*", "redis: snapshot/fresh*restores; reset before a test: median*"])
+    result.stdout.fnmatch_lines(
+        ["*- pytest-criu -*", "redis: snapshot/fresh*restores; reset before a test: median*"]
+    )
     rows = [line.split() for line in ports_file.read_text().splitlines()]
     assert len(rows) == 6
     assert len({row[0] for row in rows}) == 6, "every marked test got its own container"

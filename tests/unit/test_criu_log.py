@@ -10,13 +10,34 @@ from pytest_criu.engine.criu_log import describe_failure, explain, relevant_line
 @pytest.mark.parametrize(
     ("log", "cause"),
     [
-        ("Error (criu/sk-inet.c:199): inet: Connected TCP socket, consider using --tcp-established option.", "TCP connection was open"),
-        ("Error (criu/file-lock.c:85): Some file locks are hold by dumping tasks!", "holds file locks"),
-        ("Error (criu/files-ext.c:96): Can't dump file 12 of that type [600] (unknown anon_inode:[io_uring])", "io_uring"),
-        ("Error (criu/cr-dump.c:1300): Can't get rlimit 0: Operation not permitted", "CAP_SYS_RESOURCE"),
-        ("Error (criu/sockets.c:430): sockets: Can't get 1:16 opt: Operation not supported", "CRIU >= 4.2"),
-        ("failed to upload checkpoint to containerd: commit failed: content sha256:ab: already exists", "moby issue 42900"),
-        ("bind-mount /proc/0/ns/net -> /run/docker/netns/x: no such file or directory", "moby issue 50750"),
+        (
+            "Error (criu/sk-inet.c:199): inet: Connected TCP socket, consider using --tcp-established option.",
+            "TCP connection was open",
+        ),
+        (
+            "Error (criu/file-lock.c:85): Some file locks are hold by dumping tasks!",
+            "holds file locks",
+        ),
+        (
+            "Error (criu/files-ext.c:96): Can't dump file 12 of that type [600] (unknown anon_inode:[io_uring])",
+            "io_uring",
+        ),
+        (
+            "Error (criu/cr-dump.c:1300): Can't get rlimit 0: Operation not permitted",
+            "CAP_SYS_RESOURCE",
+        ),
+        (
+            "Error (criu/sockets.c:430): sockets: Can't get 1:16 opt: Operation not supported",
+            "CRIU >= 4.2",
+        ),
+        (
+            "failed to upload checkpoint to containerd: commit failed: content sha256:ab: already exists",
+            "moby issue 42900",
+        ),
+        (
+            "bind-mount /proc/0/ns/net -> /run/docker/netns/x: no such file or directory",
+            "moby issue 50750",
+        ),
     ],
 )
 def test_known_failures_are_explained(log: str, cause: str) -> None:

@@ -86,12 +86,20 @@ def test_marker_is_registered(pytester: pytest.Pytester) -> None:
 @pytest.mark.parametrize(
     ("args", "ini", "message"),
     [
-        (["--criu-fallback=maybe"], "", "*--criu-fallback: 'maybe' is not one of skip, recreate, fail*"),
+        (
+            ["--criu-fallback=maybe"],
+            "",
+            "*--criu-fallback: 'maybe' is not one of skip, recreate, fail*",
+        ),
         (["--criu-strategy=fast"], "", "*--criu-strategy: 'fast' is not one of fresh, inplace*"),
         (["--criu-ready-timeout=-3"], "", "*--criu-ready-timeout: '-3' must be a positive*"),
         (["--criu-restore-timeout=soon"], "", "*--criu-restore-timeout: 'soon' is not a number*"),
         ([], "criu_fallback = never", "*ini option criu_fallback: 'never' is not one of*"),
-        ([], "criu_keep_on_failure = perhaps", "*ini option criu_keep_on_failure: 'perhaps' is not a boolean*"),
+        (
+            [],
+            "criu_keep_on_failure = perhaps",
+            "*ini option criu_keep_on_failure: 'perhaps' is not a boolean*",
+        ),
     ],
 )
 def test_invalid_option_values_are_usage_errors(
@@ -149,7 +157,9 @@ def test_fallback_fail_fails_marked_tests(suite: pytest.Pytester) -> None:
     )
     result = suite.runpytest(MISSING_CRIU, "--criu-fallback=fail")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*pytest-criu: snapshots unavailable: */nonexistent/criu does not exist*"])
+    result.stdout.fnmatch_lines(
+        ["*pytest-criu: snapshots unavailable: */nonexistent/criu does not exist*"]
+    )
     result.stdout.no_fnmatch_line("*Traceback*")
 
 

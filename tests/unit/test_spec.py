@@ -62,7 +62,9 @@ def test_fingerprint_changes_with_the_spec() -> None:
     base = build_spec(image="x", ports=[1])
     assert base.fingerprint() == build_spec(image="x", ports=["1/tcp"]).fingerprint()
     assert base.fingerprint() != build_spec(image="x", ports=[2]).fingerprint()
-    assert base.fingerprint() != build_spec(image="x", ports=[1], environment={"A": "1"}).fingerprint()
+    assert (
+        base.fingerprint() != build_spec(image="x", ports=[1], environment={"A": "1"}).fingerprint()
+    )
 
 
 def test_tmpfs_list_form_means_default_options() -> None:

@@ -1,0 +1,451 @@
+"""Strategies, fallbacks, failures and clean-up, against a real Docker Engine with CRIU."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import SERVICES_IMAGE, TINY_IMAGE, containers_of, labelled_resources
+
+BOX = f"""
+import os
+from pytest_criu import ready, warm_container
+
+def seed(handle):
+    with open(os.environ["PREPARE_LOG"], "a") as log:
+        log.write("prepared\\n")
+    code, out = handle.exec(["sh", "-c", "echo seeded > /seed && echo t > /data/seed"])
+    assert code == 0, out
+
+box = warm_container(
+    "{TINY_IMAGE}",
+    command=["sh", "-c", "echo booted; exec sleep 100000"],
+    tmpfs={{"/data": ""}},
+    ready=ready.log("booted"),
+    prepare=seed,
+)
+"""
+
+BOX_TESTS = """
+import pytest
+
+def sh(handle, script):
+    return handle.exec(["sh", "-c", script])[1].strip()
+
+@pytest.mark.parametrize("i", range(3))
+@pytest.mark.criu_snapshot
+def test_pristine(box, i):
+    assert sh(box, "cat /seed") == "seeded"
+    assert sh(box, "ls /data") == "seed"
+    assert sh(box, "test -e /dirty && echo dirty || echo clean") == "clean"
+    sh(box, "touch /dirty /data/dirty")
+"""
+
+
+@pytest.fixture
+def prepare_log(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = pytester.path / "prepare.log"
+    monkeypatch.setenv("PREPARE_LOG", str(path))
+    return path
+
+
+def prepare_count(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_fresh_strategy_prepares_once(
+    pytester: pytest.Pytester, prepare_log: Path, no_leaks: None
+) -> None:
+    pytester.makeconftest(BOX)
+    pytester.makepyfile(BOX_TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
+    result.assert_outcomes(passed=3)
+    assert prepare_count(prepare_log) == 1
+    result.stdout.fnmatch_lines(
+        [
+            "*box: starting container*",
+            "*box: waiting for readiness*",
+            "*box: prepare*",
+            "*box: checkpoint (CRIU dump)*",
+            "*box: commit filesystem*",
+            "box: snapshot/fresh; prepared in *s + checkpoint *s; 3 restores*",
+        ]
+    )
+
+
+def test_recreate_fallback_prepares_per_marked_test(
+    pytester: pytest.Pytester, prepare_log: Path, no_leaks: None
+) -> None:
+    pytester.makeconftest(BOX)
+    pytester.makepyfile(BOX_TESTS)
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "--criu-binary=/nonexistent/criu",
+        "--criu-fallback=recreate",
+        timeout=300,
+    )
+    result.assert_outcomes(passed=3)
+    # the first marked test gets the container prepared at set-up; each later one a new one
+    assert prepare_count(prepare_log) == 3
+    result.stdout.fnmatch_lines(["box: recreate (no CRIU); prepared in *; 2 restores*"])
+
+
+def test_inplace_resets_memory_and_tmpfs_but_not_files(
+    pytester: pytest.Pytester, no_leaks: None
+) -> None:
+    pytester.makeconftest(
+        f"""
+        from pytest_criu import ready, warm_container
+
+        def seed(handle):
+            handle.exec(["redis-cli", "set", "seed", "1"])
+            handle.exec(["sh", "-c", "echo t > /data/seed"])
+
+        redis = warm_container(
+            "{SERVICES_IMAGE}",
+            command=["redis-server", "--save", "", "--appendonly", "no"],
+            tmpfs={{"/data": ""}},
+            ready=ready.cmd(["redis-cli", "ping"]),
+            prepare=seed,
+            strategy="inplace",
+        )
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def sh(handle, script):
+            return handle.exec(["sh", "-c", script])[1].strip()
+
+        IDS = set()
+
+        @pytest.mark.parametrize("i", range(4))
+        @pytest.mark.criu_snapshot
+        def test_inplace(redis, i):
+            IDS.add(redis.id)
+            assert len(IDS) == 1, "in place: always the same container"
+            assert sh(redis, "redis-cli dbsize") == "1"
+            assert sh(redis, "ls /data") == "seed"
+            # files outside tmpfs are NOT reset by the inplace strategy
+            assert sh(redis, "cat /root/count 2>/dev/null | wc -l") == str(i)
+            sh(redis, "redis-cli set dirty 1; touch /data/dirty; echo x >> /root/count")
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["redis: snapshot/inplace; prepared in *; 4 restores*"])
+
+
+def test_failing_prepare_errors_with_log_tail_and_leaks_nothing(
+    pytester: pytest.Pytester, no_leaks: None
+) -> None:
+    pytester.makeconftest(
+        f"""
+        from pytest_criu import ready, warm_container
+
+        def seed(handle):
+            raise RuntimeError("migration 0003 failed")
+
+        box = warm_container(
+            "{TINY_IMAGE}",
+            command=["sh", "-c", "echo hello-from-box; exec sleep 100000"],
+            environment={{"DB_PASSWORD": "s3cret-value"}},
+            ready=ready.log("hello-from-box"),
+            prepare=seed,
+        )
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.criu_snapshot
+        def test_marked(box):
+            pass
+
+        def test_unmarked(box):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*pytest-criu: box: box: prepare raised RuntimeError: migration 0003 failed*",
+            "*| hello-from-box*",
+            "box: set-up failed: PrepareError: box: prepare raised RuntimeError*",
+        ]
+    )
+    assert "s3cret-value" not in result.stdout.str()
+
+
+def test_readiness_timeout_names_the_check(pytester: pytest.Pytester, no_leaks: None) -> None:
+    pytester.makeconftest(
+        f"""
+        from pytest_criu import ready, warm_container
+
+        box = warm_container(
+            "{TINY_IMAGE}",
+            command=["sh", "-c", "echo still-booting; exec sleep 100000"],
+            ready=ready.log("never printed", timeout=1.5),
+        )
+        """
+    )
+    pytester.makepyfile("def test_x(box): pass")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*box: ready.log('never printed') did not pass within 1.5s*", "*| still-booting*"]
+    )
+
+
+def test_container_exiting_during_readiness_fails_fast(
+    pytester: pytest.Pytester, no_leaks: None
+) -> None:
+    pytester.makeconftest(
+        f"""
+        from pytest_criu import ready, warm_container
+
+        box = warm_container(
+            "{TINY_IMAGE}",
+            command=["sh", "-c", "echo bad config >&2; exit 3"],
+            ready=ready.tcp(80, timeout=60),
+            ports=[80],
+        )
+        """
+    )
+    pytester.makepyfile("def test_x(box): pass")
+    began = time.monotonic()
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*box: the container exited with code 3 while waiting for ready.tcp(80/tcp)*",
+            "*| bad config*",
+        ]
+    )
+    assert time.monotonic() - began < 60, "did not wait for the timeout"
+
+
+def test_missing_image_is_a_clear_error(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        from pytest_criu import warm_container
+
+        box = warm_container("pytest-criu/no-such-image:1", pull=False)
+        """
+    )
+    pytester.makepyfile("def test_x(box): pass")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*image 'pytest-criu/no-such-image:1' is not available locally; build it*"]
+    )
+
+
+def test_declared_volume_is_covered_by_tmpfs(pytester: pytest.Pytester, no_leaks: None) -> None:
+    image = "pytest-criu-test/with-volume:latest"
+    subprocess.run(
+        ["docker", "build", "-q", "-t", image, "-"],
+        input=f"FROM {TINY_IMAGE}\nVOLUME /state\n".encode(),
+        check=True,
+        capture_output=True,
+    )
+    pytester.makeconftest(
+        f"""
+        from pytest_criu import ready, warm_container
+
+        box = warm_container(
+            "{image}",
+            command=["sh", "-c", "echo seed > /state/seed; echo up; exec sleep 100000"],
+            ready=ready.log("up"),
+        )
+        strict = warm_container("{image}", command=["sleep", "1000"], volume_policy="refuse")
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("i", range(3))
+        @pytest.mark.criu_snapshot
+        def test_volume_reset(box, i):
+            assert box.exec(["ls", "/state"])[1].split() == ["seed"]
+            box.exec(["touch", "/state/dirty"])
+
+        def test_refused(strict):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*box: VOLUME /state mounted as tmpfs so restores reset it*",
+            "*strict: image pytest-criu-test/with-volume:latest declares VOLUME /state*",
+        ]
+    )
+
+
+def test_failed_marked_test_shows_container_logs(
+    pytester: pytest.Pytester, prepare_log: Path, no_leaks: None
+) -> None:
+    pytester.makeconftest(BOX.replace("echo booted;", "echo booted; echo line-from-service;"))
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.criu_snapshot
+        def test_fails(box):
+            box.exec(["sh", "-c", "echo during-test > /proc/1/fd/1"])
+            assert False, "boom"
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*- pytest-criu: box container -*", "*during-test*"])
+
+
+def test_keep_on_failure_keeps_the_container(pytester: pytest.Pytester, prepare_log: Path) -> None:
+    pytester.makeconftest(BOX)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.criu_snapshot
+        def test_fails(box):
+            assert False
+        """
+    )
+    before = labelled_resources()[0]
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--criu-keep-on-failure", timeout=300
+    )
+    result.assert_outcomes(failed=1)
+    kept = labelled_resources()[0] - before
+    try:
+        assert len(kept) == 1
+        (kept_id,) = kept
+        result.stdout.fnmatch_lines([f"box: kept container {kept_id[:12]} (docker rm -f *)"])
+    finally:
+        for container_id in kept:
+            subprocess.run(["docker", "rm", "-f", container_id], check=False, capture_output=True)
+
+
+def test_checkpoint_failure_is_explained(pytester: pytest.Pytester, no_leaks: None) -> None:
+    status = Path("/proc/self/status").read_text()
+    cap_eff = int(
+        next(line for line in status.splitlines() if line.startswith("CapEff")).split()[1], 16
+    )
+    if cap_eff & (1 << 24):
+        pytest.skip("this host has CAP_SYS_RESOURCE: a non-root service dumps fine here")
+    pytester.makeconftest(
+        f"""
+        from pytest_criu import ready, warm_container
+
+        box = warm_container(
+            "{TINY_IMAGE}",
+            command=["sh", "-c", "echo up; exec sleep 100000"],
+            user="1000",
+            ready=ready.log("up"),
+        )
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.criu_snapshot
+        def test_marked(box):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*CRIU could not checkpoint the container*",
+            "*why: CRIU could not read the rlimits of a process running as another user*",
+            "*CRIU log:*",
+        ]
+    )
+
+
+@contextlib.contextmanager
+def _run_until(pytester: pytest.Pytester, marker: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Start an inner pytest run, yield it once its test runs; never leave it behind."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "MARKER": str(marker)},
+    ) as process:
+        try:
+            deadline = time.monotonic() + 120
+            while not marker.exists():
+                assert process.poll() is None, process.communicate()[0].decode()
+                assert time.monotonic() < deadline, "the inner run never reached the test"
+                time.sleep(0.1)
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.communicate(timeout=120)
+
+
+WAITING_TESTS = """
+import os, time
+import pytest
+
+@pytest.mark.criu_snapshot
+def test_waits(box):
+    open(os.environ["MARKER"], "w").close()
+    time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_run_removes_everything(
+    pytester: pytest.Pytester, prepare_log: Path, sig: signal.Signals, no_leaks: None
+) -> None:
+    pytester.makeconftest(BOX)
+    pytester.makepyfile(test_waits=WAITING_TESTS)
+    with _run_until(pytester, pytester.path / "in-test") as process:
+        assert len(containers_of(process.pid)) == 2, "source and restored containers exist"
+        process.send_signal(sig)
+        output = process.communicate(timeout=120)[0].decode()
+    assert "KeyboardInterrupt" in output, output
+    assert containers_of(process.pid) == set()
+
+
+def test_killed_run_is_reaped_by_the_next(
+    pytester: pytest.Pytester, prepare_log: Path, no_leaks: None
+) -> None:
+    pytester.makeconftest(BOX)
+    pytester.makepyfile(test_waits=WAITING_TESTS)
+    before = labelled_resources()
+    with _run_until(pytester, pytester.path / "in-test") as process:
+        process.kill()
+    leftovers = labelled_resources()
+    assert len(leftovers[0] - before[0]) == 2, "SIGKILL leaves containers behind"
+    assert len(leftovers[1] - before[1]) == 1, "and the committed snapshot image"
+    (pytester.path / "test_waits.py").unlink()
+    pytester.makepyfile(test_other="def test_nothing(): pass")
+    # any run that talks to Docker reaps; one with a warm container certainly does
+    pytester.makepyfile(test_uses="def test_uses(box): pass")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["*removed * containers and * images left by crashed pytest-criu runs*"]
+    )

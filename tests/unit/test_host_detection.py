@@ -1,0 +1,401 @@
+"""Pure logic of host detection: parsing and judging what the host reports."""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from pytest_criu.cli import print_report
+from pytest_criu.engine.host import (
+    Check,
+    HostReport,
+    capability_names,
+    check_capabilities,
+    check_criu_version,
+    check_docker_version,
+    check_runc_conf,
+    criu_check_lines,
+    docker_url_locality,
+    dockerd_option,
+    known_docker_problem,
+    parse_cap_eff,
+    parse_criu_version,
+    parse_kernel_config,
+    parse_runc_conf,
+    parse_version,
+    resolve_executable,
+    short_error,
+    version_at_least,
+)
+
+FULL_CAPS = "000001ffffffffff"
+THIS_MACHINE_CAPS = "000001fffeffffff"  # root here lacks CAP_SYS_RESOURCE (bit 24)
+
+STATUS_TEXT = f"""Name:\tpython
+Uid:\t0\t0\t0\t0
+CapInh:\t0000000000000000
+CapPrm:\t{THIS_MACHINE_CAPS}
+CapEff:\t{THIS_MACHINE_CAPS}
+CapBnd:\t{THIS_MACHINE_CAPS}
+"""
+
+
+class TestCapabilities:
+    def test_cap_eff_is_read_from_proc_status_text(self) -> None:
+        assert parse_cap_eff(STATUS_TEXT) == 0x1FFFEFFFFFF
+
+    def test_cap_eff_missing_gives_none(self) -> None:
+        assert parse_cap_eff("Name:\tpython\nCapPrm:\t0000\n") is None
+
+    def test_names_of_a_full_mask(self) -> None:
+        assert capability_names(int(FULL_CAPS, 16)) == {
+            "CAP_SYS_ADMIN",
+            "CAP_SYS_RESOURCE",
+            "CAP_CHECKPOINT_RESTORE",
+        }
+
+    def test_this_machine_lacks_only_sys_resource(self) -> None:
+        assert capability_names(int(THIS_MACHINE_CAPS, 16)) == {
+            "CAP_SYS_ADMIN",
+            "CAP_CHECKPOINT_RESTORE",
+        }
+
+    def test_older_kernel_mask_without_checkpoint_restore_bit(self) -> None:
+        # Kernels before 5.9 know 38 capabilities: bits 0-37.
+        assert capability_names(0x3FFFFFFFFF) == {"CAP_SYS_ADMIN", "CAP_SYS_RESOURCE"}
+
+    def test_full_capabilities_are_ok(self) -> None:
+        check = check_capabilities(int(FULL_CAPS, 16), "this process")
+        assert check.status == "ok"
+        assert "CAP_SYS_RESOURCE" in check.detail
+
+    def test_missing_sys_resource_warns_and_explains_rlimit(self) -> None:
+        check = check_capabilities(int(THIS_MACHINE_CAPS, 16), "dockerd (pid 7)")
+        assert check.status == "warn"
+        assert not check.blocks_snapshots
+        assert check.detail.startswith("dockerd (pid 7) lacks CAP_SYS_RESOURCE")
+        assert "Can't get rlimit: Operation not permitted" in check.detail
+        assert "uid 0" in check.detail
+        assert check.fix
+
+    def test_checkpoint_restore_alone_is_enough_for_criu(self) -> None:
+        mask = (1 << 40) | (1 << 24)
+        check = check_capabilities(mask, "this process")
+        assert check.status == "warn"
+        assert "CAP_SYS_ADMIN" in check.detail
+        assert not check.blocks_snapshots
+
+    def test_neither_sys_admin_nor_checkpoint_restore_blocks(self) -> None:
+        check = check_capabilities(1 << 24, "this process")
+        assert check.status == "fail"
+        assert check.blocks_snapshots
+        assert "CAP_SYS_ADMIN and CAP_CHECKPOINT_RESTORE" in check.detail
+        assert "0000000001000000" in check.detail
+
+
+class TestVersions:
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("Version: 4.2.1\nGitID: v4.2.1\n", (4, 2, 1)),
+            ("Version: 3.17.1", (3, 17, 1)),
+            ("20.10.24+dfsg1", (20, 10, 24)),
+            ("28.5.2", (28, 5, 2)),
+            ("1.41", (1, 41)),
+            ("6.18.44-fc-v669", (6, 18, 44)),
+            ("Version: 4", (4,)),
+            ("no digits here", None),
+        ],
+    )
+    def test_parse_version(self, text: str, expected: tuple[int, ...] | None) -> None:
+        assert parse_version(text) == expected
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("Version: 4.2.1\nGitID: v4.2.1\n", "4.2.1"),
+            ("Version: 4.2\n", "4.2"),
+            ("true (GNU coreutils) 9.1\n", None),
+            ("", None),
+        ],
+    )
+    def test_parse_criu_version(self, text: str, expected: str | None) -> None:
+        assert parse_criu_version(text) == expected
+
+    @pytest.mark.parametrize(
+        ("version", "minimum", "expected"),
+        [
+            ((4, 2, 1), (4, 2), True),
+            ((4, 2), (4, 2, 0), True),
+            ((4, 2), (4, 2, 1), False),
+            ((4, 1, 1), (4, 2), False),
+            ((4, 10), (4, 2), True),  # numeric, not lexicographic
+            ((5,), (4, 2), True),
+            ((3, 17, 1), (4, 2), False),
+        ],
+    )
+    def test_version_at_least(
+        self, version: tuple[int, ...], minimum: tuple[int, ...], expected: bool
+    ) -> None:
+        assert version_at_least(version, minimum) is expected
+
+    @pytest.mark.parametrize("version", ["28.0.0", "28.5.2", "29.1.3", "29.0.0-rc.1"])
+    def test_docker_28_and_29_are_flagged(self, version: str) -> None:
+        problem = known_docker_problem(version)
+        assert problem is not None
+        assert "50750" in problem
+        assert version in problem
+        check = check_docker_version(version, "1.51")
+        assert check.status == "warn"
+        assert not check.blocks_snapshots  # host networking still restores there
+        assert "host" in check.detail
+        assert "<= 27" in check.fix
+
+    @pytest.mark.parametrize("version", ["20.10.24+dfsg1", "26.1.5", "27.5.1", "30.0.0", "2.8"])
+    def test_other_docker_versions_pass(self, version: str) -> None:
+        assert known_docker_problem(version) is None
+        check = check_docker_version(version, "1.41")
+        assert check.status == "ok"
+        assert check.detail == f"{version} (API 1.41): no known checkpoint regressions"
+
+    def test_old_criu_on_a_6x_kernel_warns_about_tcp(self) -> None:
+        check = check_criu_version("4.1.1", "6.18.44-fc-v669")
+        assert check.status == "warn"
+        assert "TCP" in check.detail
+        assert ">= 4.2" in check.fix
+        assert "scripts/setup-host" in check.fix
+
+    def test_old_criu_on_a_5x_kernel_is_fine(self) -> None:
+        assert check_criu_version("4.1.1", "5.10.0-35-amd64").status == "ok"
+
+    def test_criu_42_on_a_6x_kernel_is_fine(self) -> None:
+        check = check_criu_version("4.2.1", "6.18.44")
+        assert check.status == "ok"
+        assert check.detail == "CRIU 4.2.1"
+
+
+class TestConfigFiles:
+    def test_runc_conf_options_ignore_comments_and_dashes(self) -> None:
+        text = "# CRIU options for runc\ntcp-established\n--file-locks  # for MariaDB\n\n"
+        assert parse_runc_conf(text) == {"tcp-established", "file-locks"}
+
+    def test_complete_runc_conf_is_ok(self) -> None:
+        assert check_runc_conf("tcp-established\nfile-locks\n").status == "ok"
+
+    def test_runc_conf_missing_one_option_says_what_it_is_for(self) -> None:
+        check = check_runc_conf("tcp-established\n", "/etc/criu/runc.conf")
+        assert check.status == "warn"
+        assert "lacks file-locks" in check.detail
+        assert "file locks" in check.detail
+        assert "tcp-established is needed" not in check.detail
+        assert "file-locks" in check.fix
+
+    def test_absent_runc_conf_names_the_path(self) -> None:
+        check = check_runc_conf(None, "/etc/criu/runc.conf")
+        assert check.status == "warn"
+        assert check.detail.startswith("/etc/criu/runc.conf does not exist")
+        assert "TCP connection" in check.detail
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("CONFIG_A=y\nCONFIG_CHECKPOINT_RESTORE=y\n", "y"),
+            ("# CONFIG_CHECKPOINT_RESTORE is not set\n", "n"),
+            ("CONFIG_CHECKPOINT_RESTORE_X=y\n", None),
+            ("", None),
+        ],
+    )
+    def test_kernel_config(self, text: str, expected: str | None) -> None:
+        assert parse_kernel_config(text, "CONFIG_CHECKPOINT_RESTORE") == expected
+
+    def test_dockerd_option_in_both_spellings(self) -> None:
+        cmdline = ["/usr/sbin/dockerd", "--config-file", "/tmp/d.json", "--data-root=/tmp/r"]
+        assert dockerd_option(cmdline, "--config-file") == "/tmp/d.json"
+        assert dockerd_option(cmdline, "--data-root") == "/tmp/r"
+        assert dockerd_option(cmdline, "--exec-root") is None
+
+
+class TestDockerUrl:
+    @pytest.mark.parametrize(
+        ("url", "expected"),
+        [
+            ("unix:///var/run/docker.sock", "local"),
+            ("http+unix:///var/run/docker.sock", "local"),
+            ("tcp://127.0.0.1:2375", "local"),
+            ("tcp://localhost:2375", "local"),
+            ("tcp://[::1]:2375", "local"),
+            ("tcp://10.0.0.5:2376", "remote"),
+            ("tcp://docker.example.com:2376", "remote"),
+            ("ssh://me@build-host", "ssh"),
+            ("127.0.0.1:2375", "local"),
+        ],
+    )
+    def test_locality(self, url: str, expected: str) -> None:
+        assert docker_url_locality(url) == expected
+
+
+class TestShortError:
+    def test_innermost_errno_of_a_requests_error(self) -> None:
+        text = (
+            "Error while fetching server API version: HTTPConnectionPool(host='127.0.0.1', "
+            "port=1): Max retries exceeded with url: /version (Caused by NewConnectionError("
+            "\"HTTPConnection(host='127.0.0.1', port=1): Failed to establish a new connection: "
+            '[Errno 111] Connection refused"))'
+        )
+        assert short_error(text) == "[Errno 111] Connection refused"
+
+    def test_other_errors_lose_only_the_prefix(self) -> None:
+        text = "Error while fetching server API version: 404 Client Error:\n Not Found"
+        assert short_error(text) == "404 Client Error: Not Found"
+
+
+class TestCriuCheckOutput:
+    def test_error_lines_are_quoted(self) -> None:
+        output = (
+            "Warn  (criu/kerndat.c:1): something optional\n"
+            "Error (criu/vdso.c:307): vdso: Unexpected rt vDSO area bounds\n"
+            "Looks good but some kernel features are missing\n"
+        )
+        line = criu_check_lines(output)
+        assert "Unexpected rt vDSO area bounds" in line
+        assert "\n" not in line
+
+    def test_plain_output_is_quoted_when_no_error_line(self) -> None:
+        assert criu_check_lines("Looks good.\n") == "Looks good."
+
+    def test_empty_output(self) -> None:
+        assert criu_check_lines("") == "no output"
+
+    def test_at_most_limit_lines(self) -> None:
+        output = "\n".join(f"Error {n}" for n in range(10))
+        assert criu_check_lines(output, limit=2) == "Error 0 | Error 1"
+
+
+class TestResolveExecutable:
+    def test_missing_path_is_named(self) -> None:
+        path, why = resolve_executable("/nonexistent/criu")
+        assert path is None
+        assert why == "/nonexistent/criu does not exist"
+
+    def test_non_executable_file_is_named(self, tmp_path: Path) -> None:
+        binary = tmp_path / "criu"
+        binary.write_text("#!/bin/sh\n")
+        binary.chmod(0o644)
+        path, why = resolve_executable(str(binary))
+        assert path is None
+        assert why == f"{binary} is not executable"
+
+    def test_directory_is_refused(self, tmp_path: Path) -> None:
+        path, why = resolve_executable(str(tmp_path))
+        assert path is None
+        assert "is a directory" in why
+
+    def test_executable_path_is_returned(self, tmp_path: Path) -> None:
+        binary = tmp_path / "criu"
+        binary.write_text("#!/bin/sh\n")
+        binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
+        assert resolve_executable(str(binary)) == (str(binary), "")
+
+    def test_name_not_on_path(self) -> None:
+        path, why = resolve_executable("criu-that-does-not-exist-anywhere")
+        assert path is None
+        assert "not on this process's PATH" in why
+
+
+def _report(*checks: Check) -> HostReport:
+    return HostReport(checks=list(checks), kernel="6.18.44")
+
+
+class TestReport:
+    def test_first_blocking_failure_is_the_blocker(self) -> None:
+        report = _report(
+            Check("kernel", "ok", "Linux 6.18"),
+            Check("runc.conf", "warn", "missing", "add lines"),
+            Check("daemon's criu", "fail", "not blocking", "ignore me"),
+            Check("docker", "fail", "cannot reach it", "start dockerd", blocks_snapshots=True),
+            Check("criu", "fail", "not on PATH", "install it", blocks_snapshots=True),
+        )
+        assert report.snapshot_blocker() == "docker: cannot reach it (fix: start dockerd)"
+        assert not report.can_snapshot
+        assert not report.ok
+
+    def test_blocker_without_fix(self) -> None:
+        report = _report(Check("kernel", "fail", "Darwin", blocks_snapshots=True))
+        assert report.snapshot_blocker() == "kernel: Darwin"
+
+    def test_warnings_and_skips_do_not_block(self) -> None:
+        report = _report(
+            Check("capabilities", "warn", "lacks CAP_SYS_RESOURCE", "grant it"),
+            Check("kernel config", "skip", "unknown"),
+        )
+        assert report.snapshot_blocker() is None
+        assert report.can_snapshot
+        assert report.ok
+
+    def test_non_blocking_failure_is_not_ok_but_can_snapshot(self) -> None:
+        report = _report(Check("x", "fail", "broken"))
+        assert report.can_snapshot
+        assert not report.ok
+
+    def test_check_lookup(self) -> None:
+        report = _report(Check("kernel", "ok", "Linux"))
+        assert report.check("kernel") == Check("kernel", "ok", "Linux")
+        assert report.check("docker") is None
+
+    def test_json_shape_is_stable(self) -> None:
+        report = _report(Check("docker", "fail", "down", "start it", blocks_snapshots=True))
+        data = json.loads(json.dumps(report.to_dict()))
+        assert list(data) == [
+            "ok",
+            "can_snapshot",
+            "criu_version",
+            "docker_version",
+            "docker_api_version",
+            "docker_root_dir",
+            "kernel",
+            "checks",
+        ]
+        assert data["checks"] == [
+            {
+                "name": "docker",
+                "status": "fail",
+                "detail": "down",
+                "fix": "start it",
+                "blocks_snapshots": True,
+            }
+        ]
+        assert data["kernel"] == "6.18.44"
+        assert data["criu_version"] is None
+
+
+class TestHumanOutput:
+    def test_lines_tags_fixes_and_verdict(self) -> None:
+        report = _report(
+            Check("kernel", "ok", "Linux 6.18"),
+            Check("runc.conf", "warn", "lacks file-locks", "add file-locks"),
+            Check("criu", "fail", "/x/criu does not exist", "install CRIU", True),
+            Check("criu check", "skip", "no usable criu binary"),
+        )
+        out = io.StringIO()
+        print_report(report, out)
+        lines = out.getvalue().splitlines()
+        assert lines[0] == "[ ok ] kernel      Linux 6.18"
+        assert lines[1] == "[warn] runc.conf   lacks file-locks"
+        assert lines[2].strip() == "fix: add file-locks"
+        assert lines[3] == "[FAIL] criu        /x/criu does not exist"
+        assert lines[4].strip() == "fix: install CRIU"
+        assert lines[5] == "[skip] criu check  no usable criu binary"
+        assert lines[-1] == (
+            "verdict: snapshots cannot work here: criu: /x/criu does not exist (fix: install CRIU)"
+        )
+
+    def test_verdict_counts_warnings(self) -> None:
+        out = io.StringIO()
+        print_report(_report(Check("runc.conf", "warn", "lacks", "add")), out)
+        assert out.getvalue().splitlines()[-1] == (
+            "verdict: snapshots can work here (1 warning(s) above)"
+        )
