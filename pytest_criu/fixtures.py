@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -31,6 +32,7 @@ class Declaration:
     ready_timeout: float | None
     pull: bool
     volume_policy: Literal["tmpfs", "refuse"]
+    cache_inputs: tuple[Path, ...] = ()
 
 
 def warm_container(
@@ -52,6 +54,7 @@ def warm_container(
     ready_timeout: float | None = None,
     pull: bool = True,
     volume_policy: Literal["tmpfs", "refuse"] = "tmpfs",
+    cache_inputs: Sequence[str | Path] = (),
 ) -> Any:
     """Declare a warm container; assign the result to a name to get a session fixture.
 
@@ -60,6 +63,10 @@ def warm_container(
     started once, made ready, ``prepare(handle)`` runs, and the result is checkpointed; every
     test marked ``criu_snapshot`` then starts from that checkpoint. Invalid arguments raise
     :class:`SpecError` when the conftest is imported.
+
+    With ``--criu-cache``, snapshots are kept across runs; the cache key covers the image,
+    this declaration, the source of ``prepare`` and what it calls, and the files or
+    directories in ``cache_inputs`` (e.g. a migrations directory ``prepare`` reads).
     """
     spec = build_spec(
         image=image,
@@ -96,6 +103,7 @@ def warm_container(
         ready_timeout=ready_timeout,
         pull=pull,
         volume_policy=volume_policy,
+        cache_inputs=_paths(cache_inputs, _caller_directory()),
     )
 
     def warm_container_fixture(request: pytest.FixtureRequest) -> Iterator[ContainerHandle]:
@@ -123,6 +131,24 @@ def declaration_of(function: object) -> Declaration | None:
     """The declaration behind a fixture function, or ``None`` for other fixtures."""
     declaration = getattr(function, DECLARATION_ATTRIBUTE, None)
     return declaration if isinstance(declaration, Declaration) else None
+
+
+def _caller_directory() -> Path:
+    """The directory of the conftest that called :func:`warm_container`."""
+    frame = inspect.currentframe()
+    caller = frame.f_back.f_back if frame and frame.f_back else None
+    filename = caller.f_globals.get("__file__") if caller else None
+    return Path(filename).parent if isinstance(filename, str) else Path.cwd()
+
+
+def _paths(values: object, base: Path) -> tuple[Path, ...]:
+    if isinstance(values, (str, Path)):
+        values = [values]
+    if not isinstance(values, (list, tuple)) or not all(
+        isinstance(value, (str, Path)) for value in values
+    ):
+        raise SpecError(f"cache_inputs: expected a list of file or directory paths, got {values!r}")
+    return tuple((base / value).absolute() for value in values)
 
 
 def _check_arity(prepare: Callable[..., object]) -> None:

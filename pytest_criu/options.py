@@ -68,6 +68,22 @@ def _text(value: str) -> str:
     return value.strip()
 
 
+def _size(value: str) -> int:
+    text = value.strip().upper().removesuffix("B")
+    factor = 1
+    for suffix, multiple in (("K", 1024), ("M", 1024**2), ("G", 1024**3), ("T", 1024**4)):
+        if text.endswith(suffix):
+            text, factor = text[:-1], multiple
+            break
+    try:
+        size = int(float(text) * factor)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a size such as 5G, 500M or 1048576") from None
+    if size <= 0:
+        raise ValueError(f"{value!r} must be a positive size")
+    return size
+
+
 def _optional_text(value: str) -> str | None:
     return value.strip() or None
 
@@ -155,6 +171,52 @@ TIMINGS = Option[bool](
     "list every marked test's reset time in the summary",
     is_flag=True,
 )
+LOCK_TIMEOUT = Option[float](
+    "--criu-lock-timeout",
+    "criu_lock_timeout",
+    "lock_timeout",
+    900.0,
+    _seconds,
+    "seconds to wait for another worker or run preparing the same snapshot (default 900)",
+    "SECONDS",
+)
+CACHE = Option[bool](
+    "--criu-cache",
+    "criu_cache",
+    "cache",
+    False,
+    _boolean,
+    "keep prepared snapshots across runs; reuse them while nothing that shaped them changed",
+    is_flag=True,
+)
+CACHE_DIR: Option[str | None] = Option(
+    "--criu-cache-dir",
+    "criu_cache_dir",
+    "cache_dir",
+    None,
+    _optional_text,
+    "where the snapshot cache lives (default: $XDG_CACHE_HOME/pytest-criu or "
+    "~/.cache/pytest-criu); must be private to you",
+    "DIR",
+)
+CACHE_SIZE = Option[int](
+    "--criu-cache-size",
+    "criu_cache_size",
+    "cache_size",
+    5 * 1024**3,
+    _size,
+    "evict least recently used cache entries beyond this size, e.g. 5G or 500M (default 5G)",
+    "SIZE",
+)
+CACHE_CLEAR = Option[bool](
+    "--criu-cache-clear",
+    "",
+    "cache_clear",
+    False,
+    _boolean,
+    "empty the snapshot cache (entries and their images) before the run",
+    is_flag=True,
+)
 
 ALL: tuple[Option[object], ...] = cast(
     "tuple[Option[object], ...]",
@@ -168,6 +230,11 @@ ALL: tuple[Option[object], ...] = cast(
         KEEP_ON_FAILURE,
         RESTORE_AHEAD,
         TIMINGS,
+        LOCK_TIMEOUT,
+        CACHE,
+        CACHE_DIR,
+        CACHE_SIZE,
+        CACHE_CLEAR,
     ),
 )
 
@@ -188,7 +255,8 @@ def register(parser: pytest.Parser) -> None:
                 metavar=option.metavar,
                 help=option.help,
             )
-        parser.addini(option.ini, f"{option.help} ({option.flag})", type="string", default=None)
+        if option.ini:
+            parser.addini(option.ini, f"{option.help} ({option.flag})", type="string", default=None)
 
 
 @dataclass(frozen=True)
@@ -204,6 +272,11 @@ class Settings:
     keep_on_failure: bool
     restore_ahead: bool
     timings: bool
+    lock_timeout: float
+    cache: bool
+    cache_dir: str | None
+    cache_size: int
+    cache_clear: bool
 
 
 def resolve(config: pytest.Config) -> Settings:
@@ -215,7 +288,7 @@ def resolve(config: pytest.Config) -> Settings:
 def _resolve_one(config: pytest.Config, option: Option[object]) -> object:
     raw = config.getoption(option.dest, default=None)
     source = option.flag
-    if raw is None:
+    if raw is None and option.ini:
         raw = config.getini(option.ini)
         source = f"ini option {option.ini}"
     if raw is None:

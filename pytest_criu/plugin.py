@@ -13,6 +13,7 @@ from . import __version__, options, reporting
 from .engine.errors import CriuError
 from .fixtures import declaration_of
 from .runtime import RUNTIME_KEY, Runtime, runtime_of
+from .xdist import XdistHooks, worker_identity
 
 MARKER = "criu_snapshot"
 TARGETS_KEY = pytest.StashKey[tuple[str, ...]]()
@@ -32,10 +33,20 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     settings = options.resolve(config)
     summary = reporting.Summary(config)
-    runtime = Runtime(settings, summary.say, session=_xdist_session(config))
+    identity = worker_identity(config)
+    runtime = Runtime(
+        settings,
+        summary.say,
+        rootdir=config.rootpath,
+        session=identity[0] if identity else None,
+        owner_pid=identity[1] if identity else None,
+        worker=identity is not None,
+    )
     config.stash[RUNTIME_KEY] = runtime
     summary.runtime = runtime
     config.pluginmanager.register(summary, "criu-summary")
+    if identity is None and config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(config), "criu-xdist")
     _install_sigterm_handler(config)
 
 
@@ -46,6 +57,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     previous = config.stash.get(_SIGTERM_KEY, None)
     if previous is not None:
         signal.signal(signal.SIGTERM, previous)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    runtime = runtime_of(session.config)
+    if runtime.settings.cache_clear and not runtime.worker:
+        try:
+            removed = runtime.cache().clear()
+        except CriuError as error:
+            raise pytest.UsageError(f"--criu-cache-clear: {error}") from None
+        runtime.say(f"cache cleared: {removed} entries removed")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -183,15 +204,6 @@ def pytest_runtest_makereport(
         section = reporting.failure_section(controller, keep=runtime.settings.keep_on_failure)
         report.sections.append((f"pytest-criu: {name} container", section))
     return report
-
-
-def _xdist_session(config: pytest.Config) -> str | None:
-    workerinput = getattr(config, "workerinput", None)
-    if isinstance(workerinput, dict):
-        run_id = workerinput.get("testrunuid")
-        if isinstance(run_id, str):
-            return f"{run_id[:12]}-{workerinput.get('workerid', 'w')}"
-    return None
 
 
 _SIGTERM_KEY = pytest.StashKey[Any]()

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import platform
+import shutil
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from . import __version__
 from .engine import labels
+from .engine.cachekey import cache_key, inputs_digest, source_digest
 from .engine.docker import DockerEngine
-from .engine.errors import CriuError, EngineError
+from .engine.errors import CriuError
 from .engine.host import HostReport, detect_host
 from .engine.snapshot import Options, WarmContainer
+from .engine.store import CacheStore, LocalStore, RunStore, SnapshotStore
 from .fixtures import Declaration
 from .options import Settings
 
@@ -19,21 +27,36 @@ RUNTIME_KEY = pytest.StashKey["Runtime"]()
 
 
 class Runtime:
-    """One per pytest process; created in ``pytest_configure``."""
+    """One per pytest process; created in ``pytest_configure``.
+
+    Under pytest-xdist the controller and its workers share one session id: workers share
+    snapshots through a :class:`RunStore`, and only the controller removes the session's
+    resources at the end.
+    """
 
     def __init__(
-        self, settings: Settings, say: Callable[[str], None], session: str | None = None
+        self,
+        settings: Settings,
+        say: Callable[[str], None],
+        *,
+        rootdir: Path,
+        session: str | None = None,
+        owner_pid: int | None = None,
+        worker: bool = False,
     ) -> None:
         self.settings = settings
         self.say = say
-        self.owner = labels.Owner.current(session)
+        self.rootdir = rootdir
+        self.worker = worker
+        self.distributed = False
+        self.owner = labels.Owner.current(session, owner_pid)
         self.controllers: dict[str, WarmContainer] = {}
         self.closed: list[WarmContainer] = []
-        self._engine: DockerEngine | None = None
-        self._report: HostReport | None = None
-        self._reaped = False
         self.skipped = 0
         self.timings: list[tuple[str, str, float]] = []
+        self._engine: DockerEngine | None = None
+        self._report: HostReport | None = None
+        self._store: SnapshotStore | None = None
 
     # -- lazily computed facts ----------------------------------------------------------
 
@@ -55,15 +78,43 @@ class Runtime:
             self._engine = DockerEngine(
                 self.settings.docker_url, timeout=self.settings.restore_timeout
             )
-            if not self._reaped:
-                self._reaped = True
-                containers, images = labels.reap_orphans(self._engine, [self.owner.session])
-                if containers or images:
-                    self.say(
-                        f"removed {containers} containers and {images} images left by "
-                        "crashed pytest-criu runs"
-                    )
+            containers, images = labels.reap_orphans(self._engine, [self.owner.session])
+            if containers or images:
+                self.say(
+                    f"removed {containers} containers and {images} images left by "
+                    "crashed pytest-criu runs"
+                )
         return self._engine
+
+    @property
+    def run_directory(self) -> Path:
+        """Private scratch space shared by the run's processes (locks, manifests)."""
+        return Path(tempfile.gettempdir(), f"pytest-criu-{os.geteuid()}", self.owner.session)
+
+    def cache_directory(self) -> Path:
+        if self.settings.cache_dir:
+            return Path(self.settings.cache_dir).expanduser()
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        return Path(base, "pytest-criu")
+
+    @property
+    def store(self) -> SnapshotStore:
+        if self._store is None:
+            if self.settings.cache:
+                self._store = self.cache()
+            elif self.worker:
+                self._store = RunStore(self.run_directory, self.settings.lock_timeout)
+            else:
+                self._store = LocalStore(self.engine)
+        return self._store
+
+    def cache(self) -> CacheStore:
+        return CacheStore(
+            self.engine,
+            self.cache_directory(),
+            max_bytes=self.settings.cache_size,
+            lock_timeout=self.settings.lock_timeout,
+        )
 
     # -- warm containers ----------------------------------------------------------------
 
@@ -89,18 +140,44 @@ class Runtime:
         )
         self.controllers[name] = controller
         try:
-            controller.start()
-            if self.snapshot_blocker is None:
-                controller.take_snapshot()
-            elif self.settings.fallback == "recreate":
-                controller.use_recreate()
-        except BaseException as error:
-            controller.stats.failure = (
-                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            if self.snapshot_blocker is not None:
+                controller.start()
+                if self.settings.fallback == "recreate":
+                    controller.use_recreate()
+                return controller
+            key = self._key(controller, declaration)
+            snapshot, origin = self.store.obtain(
+                key, self.owner.labels(name, "snapshot"), controller.build_snapshot
             )
+            if origin == "cache":
+                self.say(f"{name}: snapshot {key[:12]} from the cache")
+            controller.adopt(snapshot, origin)
+        except BaseException as error:
+            first_line = str(error).splitlines()[0] if str(error) else ""
+            controller.stats.failure = f"{type(error).__name__}: {first_line}"
             self.close(controller)
             raise
         return controller
+
+    def _key(self, controller: WarmContainer, declaration: Declaration) -> str:
+        image = controller.resolve_image()
+        parts: dict[str, object] = {
+            "name": controller.name,
+            "plugin": __version__,
+            "image": image,
+            "spec": declaration.spec.fingerprint(),
+            "tmpfs": sorted(controller.tmpfs.items()),
+        }
+        if self.settings.cache:
+            version = self.engine.version()
+            parts.update(
+                prepare=source_digest(declaration.prepare, self.rootdir),
+                inputs=inputs_digest(declaration.cache_inputs),
+                criu=self.host_report.criu_version,
+                kernel=platform.release(),
+                docker=version.get("Version"),
+            )
+        return cache_key(parts)
 
     def close(self, controller: WarmContainer) -> None:
         if self.controllers.get(controller.name) is controller:
@@ -109,16 +186,27 @@ class Runtime:
         self.closed.append(controller)
 
     def close_all(self) -> None:
-        """Remove whatever this session still holds, also after Ctrl-C."""
+        """Remove whatever this process still holds, also after Ctrl-C."""
         for controller in list(self.controllers.values()):
             with contextlib.suppress(Exception):
                 self.close(controller)
+        if self._store is not None:
+            with contextlib.suppress(Exception):
+                self._store.close()
+        if not self.worker:
+            self._remove_session()
         if self._engine is not None:
-            with contextlib.suppress(CriuError, EngineError, Exception):
-                kept = {cid for c in self.closed for cid in c.kept}
-                labels.remove_session(self._engine, self.owner.session, keep=kept)
             self._engine.close()
             self._engine = None
+
+    def _remove_session(self) -> None:
+        """The controller's final clean-up: everything labelled with the session."""
+        shutil.rmtree(self.run_directory, ignore_errors=True)
+        if self._engine is None and not self.distributed:
+            return
+        with contextlib.suppress(CriuError, Exception):
+            kept = {cid for c in self.closed for cid in c.kept}
+            labels.remove_session(self.engine, self.owner.session, keep=kept)
 
 
 def runtime_of(config: pytest.Config) -> Runtime:

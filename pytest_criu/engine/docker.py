@@ -114,6 +114,13 @@ class DockerEngine:
         )
         return str(result["Id"])
 
+    def image_exists(self, image_id: str) -> bool:
+        try:
+            self._inspect_image(image_id)
+        except docker.errors.ImageNotFound:
+            return False
+        return True
+
     def remove_image(self, image_id: str) -> None:
         with contextlib.suppress(docker.errors.NotFound):
             self._call(f"remove image {image_id[:19]}", self.api.remove_image, image_id, force=True)
@@ -249,7 +256,7 @@ class DockerEngine:
         target = self.checkpoint_dir(container_id, name)
         target.parent.mkdir(mode=0o700, exist_ok=True)
         try:
-            _link_tree(source, target)
+            link_tree(source, target)
         except OSError as error:
             raise RestoreError(
                 f"cannot place the checkpoint into {target}: {error}; the test process must "
@@ -326,7 +333,8 @@ def write_nonce(checkpoint: Path, container_id: str) -> None:
         stream.write(f"{container_id} {uuid.uuid4()}\n")
 
 
-def _link_tree(source: Path, target: Path) -> None:
+def link_tree(source: Path, target: Path) -> None:
+    """Recreate ``source`` at ``target`` with hard links (copies across file systems)."""
     target.mkdir(mode=0o700)
     for entry in _walk(source):
         relative = entry.relative_to(source)

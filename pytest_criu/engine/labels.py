@@ -18,6 +18,7 @@ OWNER_START = f"{PREFIX}.owner-start"
 OWNER_HOST = f"{PREFIX}.owner-host"
 FIXTURE = f"{PREFIX}.fixture"
 ROLE = f"{PREFIX}.role"
+CACHE = f"{PREFIX}.cache"
 
 
 def process_start_time(pid: int) -> str | None:

@@ -17,7 +17,7 @@ import contextlib
 import statistics
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +28,7 @@ from .docker import ContainerConfig, DockerEngine, write_nonce
 from .errors import EngineError, PrepareError, ReadinessTimeoutError, SpecError
 from .ready import ReadyCheck, wait_until_ready
 from .spec import ContainerSpec, Port, PortLike, Strategy
+from .store import Snapshot
 
 CHECKPOINT_NAME = "pytest-criu"
 Mode = Literal["snapshot", "recreate", "shared"]
@@ -175,7 +176,6 @@ class WarmContainer:
         self._tmpfs: dict[str, str] = dict(spec.tmpfs)
         self._base_image = ""
         self._snapshot_image: str | None = None
-        self._source_id: str | None = None
         self._checkpoint: Path | None = None
         self._containers: set[str] = set()
         self._dirty = False
@@ -195,37 +195,67 @@ class WarmContainer:
             raise EngineError(f"{self.name}: the container is not running (set-up failed earlier)")
         return self._current
 
+    def resolve_image(self) -> str:
+        """Make sure the base image is here; cover its declared volumes; return its id."""
+        if not self._base_image:
+            image = self.engine.ensure_image(self.spec.image, pull=self.options.pull)
+            self._base_image = str(image["Id"])
+            self._cover_declared_volumes(image)
+        return self._base_image
+
+    @property
+    def tmpfs(self) -> Mapping[str, str]:
+        """The tmpfs mounts of every container: the spec's plus covered VOLUMEs."""
+        return dict(self._tmpfs)
+
     def start(self) -> None:
         """Create the first container, wait until it is ready and run ``prepare``."""
         began = time.monotonic()
-        image = self.engine.ensure_image(self.spec.image, pull=self.options.pull)
-        self._base_image = str(image["Id"])
-        self._cover_declared_volumes(image)
-        self._current = self._start_prepared(self._base_image, "source")
-        self._source_id = self._current.id
+        self._current = self._start_prepared(self.resolve_image(), "source")
         self.stats.prepare_seconds = time.monotonic() - began
 
-    def take_snapshot(self) -> None:
-        """Checkpoint the prepared container and make the first pristine restore."""
+    def build_snapshot(self, image_labels: Mapping[str, str]) -> Snapshot:
+        """Prepare a container, checkpoint it and commit its files; hand both to the caller.
+
+        The stopped source container holds the checkpoint files; whoever receives the
+        snapshot (a :mod:`store <pytest_criu.engine.store>`) removes it and the image.
+        """
+        self.start()
         source = self.current.id
         with self._phase("checkpoint (CRIU dump)"):
+            began = time.monotonic()
             self.engine.checkpoint(source, CHECKPOINT_NAME)
-        began = time.monotonic()
-        self._checkpoint = self.engine.checkpoint_dir(source, CHECKPOINT_NAME)
-        if self.options.strategy == "fresh":
+        self._current = None
+        try:
             with self._phase("commit filesystem"):
-                self._snapshot_image = self.engine.commit(
-                    source, self.owner.labels(self.name, "snapshot")
-                )
-        self.stats.checkpoint_seconds = time.monotonic() - began
+                image = self.engine.commit(source, image_labels)
+        except BaseException:
+            self._containers.discard(source)
+            self.engine.remove(source)
+            raise
+        self._containers.discard(source)
+        return Snapshot(
+            checkpoint=str(self.engine.checkpoint_dir(source, CHECKPOINT_NAME)),
+            image=image,
+            tmpfs=self.tmpfs,
+            prepare_seconds=self.stats.prepare_seconds,
+            checkpoint_seconds=time.monotonic() - began,
+            source=source,
+        )
+
+    def adopt(self, snapshot: Snapshot, origin: str) -> None:
+        """Restore from ``snapshot`` before every marked test; make the first restore now."""
+        self._checkpoint = Path(snapshot.checkpoint)
+        self._snapshot_image = snapshot.image
+        self._tmpfs = dict(snapshot.tmpfs)
+        self.stats.origin = origin
+        if origin != "cache":
+            self.stats.prepare_seconds = snapshot.prepare_seconds
+            self.stats.checkpoint_seconds = snapshot.checkpoint_seconds
         self.mode = "snapshot"
         self.stats.mode = f"snapshot/{self.options.strategy}"
-        self._current = None
         with self._phase("first restore"):
-            if self.options.strategy == "inplace":
-                self._current = self._restore_in_place(source)
-            else:
-                self._current = self._restore_one()
+            self._current = self._restore_one()
         self.restores = 1
         if self.options.restore_ahead and self.options.strategy == "fresh":
             self._ahead = ThreadPoolExecutor(
@@ -294,9 +324,6 @@ class WarmContainer:
             with contextlib.suppress(Exception):
                 self.engine.remove(container_id)
             self._containers.discard(container_id)
-        if self._snapshot_image:
-            with contextlib.suppress(Exception):
-                self.engine.remove_image(self._snapshot_image)
         self._current = None
 
     def container_state(self) -> str | None:
@@ -384,9 +411,8 @@ class WarmContainer:
         return self._inspect(container_id)
 
     def _restore_in_place(self, container_id: str) -> _Container:
-        assert self._checkpoint is not None
         self.engine.kill(container_id)
-        write_nonce(self._checkpoint, container_id)
+        write_nonce(self.engine.checkpoint_dir(container_id, CHECKPOINT_NAME), container_id)
         self.engine.restore(container_id, CHECKPOINT_NAME)
         return self._inspect(container_id)
 

@@ -1,0 +1,108 @@
+"""Cache keys: a digest of everything that could change what a snapshot holds."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import types
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+
+def source_digest(function: Callable[..., object] | None, root: Path) -> str:
+    """Digest of ``function``'s source and of the code it reaches under ``root``.
+
+    Functions and classes it names (directly or through what they call) are included when
+    they are defined in files under ``root``; so are whole modules under ``root`` that it
+    names, such as ``helpers`` in ``helpers.seed(handle)``.
+    """
+    digest = hashlib.sha256()
+    if function is None:
+        digest.update(b"no prepare")
+        return digest.hexdigest()
+    seen: set[int] = set()
+    pending: list[object] = [function]
+    root = root.resolve()
+    while pending:
+        item = pending.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, types.ModuleType):
+            path = _file_under(item, root)
+            if path is not None:
+                digest.update(path.read_bytes())
+            continue
+        if item is not function and _file_under(item, root) is None:
+            continue
+        try:
+            digest.update(inspect.getsource(item).encode())  # type: ignore[arg-type]
+        except (OSError, TypeError):
+            digest.update(repr(item).encode())
+            continue
+        pending.extend(_referenced(item))
+    return digest.hexdigest()
+
+
+def _referenced(item: object) -> Iterable[object]:
+    target = inspect.unwrap(item) if callable(item) else item
+    if inspect.isclass(target):
+        for member in vars(target).values():
+            if inspect.isfunction(member):
+                yield from _referenced(member)
+        return
+    code = getattr(target, "__code__", None)
+    namespace = getattr(target, "__globals__", {})
+    if code is None:
+        return
+    for name in _names(code):
+        if name in namespace:
+            value = namespace[name]
+            if inspect.isfunction(value) or inspect.isclass(value) or inspect.ismodule(value):
+                yield value
+    for cell in getattr(target, "__closure__", None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            continue
+        if inspect.isfunction(value) or inspect.isclass(value):
+            yield value
+
+
+def _names(code: types.CodeType) -> Iterable[str]:
+    yield from code.co_names
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            yield from _names(constant)
+
+
+def _file_under(item: object, root: Path) -> Path | None:
+    try:
+        filename = inspect.getsourcefile(item)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+    if not filename:
+        return None
+    path = Path(filename).resolve()
+    return path if root in path.parents else None
+
+
+def inputs_digest(paths: Iterable[Path]) -> str:
+    """Digest of the files (recursively) at ``paths``: names and contents."""
+    digest = hashlib.sha256()
+    for path in paths:
+        if not path.exists():
+            digest.update(f"missing:{path}".encode())
+            continue
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            digest.update(str(file.relative_to(path.parent)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def cache_key(parts: Mapping[str, object]) -> str:
+    """A short, filesystem-safe key for ``parts`` (JSON-serialisable values)."""
+    payload = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
