@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -13,6 +15,51 @@ if TYPE_CHECKING:
     from .runtime import Runtime
 
 LOG_TAIL = 40
+WORKER_OUTPUT_KEY = "pytest_criu_report"
+
+
+@dataclass
+class ContainerReport:
+    """What one process did with one warm container; plain data, so workers can send it."""
+
+    name: str
+    mode: str
+    origin: str
+    prepare_seconds: float | None
+    checkpoint_seconds: float | None
+    restores: int
+    resets: list[float] = field(default_factory=list)
+    not_reset: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    failure: str | None = None
+    processes: int = 1
+
+    @classmethod
+    def of(cls, controller: WarmContainer) -> ContainerReport:
+        stats = controller.stats
+        return cls(
+            name=controller.name,
+            mode=stats.mode or "shared (no resets)",
+            origin=stats.origin,
+            prepare_seconds=stats.prepare_seconds,
+            checkpoint_seconds=stats.checkpoint_seconds,
+            restores=controller.restores,
+            resets=list(stats.resets),
+            not_reset=list(controller.not_reset),
+            kept=sorted(controller.kept),
+            failure=stats.failure,
+        )
+
+    def merge(self, other: ContainerReport) -> None:
+        """Fold another worker's report of the same warm container into this one."""
+        if other.origin == "prepared" or self.prepare_seconds is None:
+            self.origin, self.prepare_seconds = other.origin, other.prepare_seconds
+            self.checkpoint_seconds = other.checkpoint_seconds
+        self.restores += other.restores
+        self.resets += other.resets
+        self.kept += other.kept
+        self.failure = self.failure or other.failure
+        self.processes += other.processes
 
 
 class Summary:
@@ -21,7 +68,8 @@ class Summary:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.runtime: Runtime | None = None
-        self.kept: list[str] = []
+        self.worker_reports: list[dict[str, Any]] = []
+        self.worker_skips = 0
 
     def say(self, message: str) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -35,63 +83,100 @@ class Summary:
         with capture.global_and_fixture_disabled():
             reporter.write_line(f"[pytest-criu] {message}")
 
+    def reports(self) -> list[ContainerReport]:
+        runtime = self.runtime
+        local = runtime.closed + list(runtime.controllers.values()) if runtime else []
+        merged: dict[str, ContainerReport] = {}
+        incoming = [ContainerReport.of(c) for c in local] + [
+            ContainerReport(**data) for data in self.worker_reports
+        ]
+        for report in incoming:
+            if report.name in merged:
+                merged[report.name].merge(report)
+            else:
+                merged[report.name] = report
+        return list(merged.values())
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        workeroutput = getattr(session.config, "workeroutput", None)
+        if isinstance(workeroutput, dict) and self.runtime is not None:
+            workeroutput[WORKER_OUTPUT_KEY] = {
+                "containers": [asdict(report) for report in self.reports()],
+                "skipped": self.runtime.skipped,
+            }
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """Collect a pytest-xdist worker's report (only called on the controller)."""
+        data = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY)
+        if isinstance(data, dict):
+            self.worker_reports.extend(data.get("containers", []))
+            self.worker_skips += int(data.get("skipped", 0))
+
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         runtime = self.runtime
         if runtime is None:
             return
-        controllers = runtime.closed + list(runtime.controllers.values())
-        if not controllers and not runtime.skipped:
+        reports = self.reports()
+        skipped = runtime.skipped + self.worker_skips
+        if not reports and not skipped:
             return
         terminalreporter.write_sep("-", "pytest-criu")
-        for line in summary_lines(runtime, controllers):
+        for line in summary_lines(reports):
             terminalreporter.write_line(line)
+        if skipped:
+            terminalreporter.write_line(
+                f"{skipped} marked tests skipped: snapshots unavailable: "
+                f"{runtime.snapshot_blocker}; run `pytest-criu doctor` for details"
+            )
+        if runtime.settings.timings:
+            for nodeid, name, wait in runtime.timings:
+                terminalreporter.write_line(f"reset {name} {wait:.3f}s {nodeid}")
 
 
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}s"
 
 
-def summary_lines(runtime: Runtime, controllers: list[WarmContainer]) -> list[str]:
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def summary_lines(reports: list[ContainerReport]) -> list[str]:
+    """One line per warm container, plus lines for what restores do not reset."""
     lines: list[str] = []
-    seen: set[str] = set()
-    for controller in controllers:
-        if controller.name in seen:
+    for report in reports:
+        if report.failure:
+            lines.append(f"{report.name}: set-up failed: {report.failure}")
             continue
-        seen.add(controller.name)
-        stats = controller.stats
-        if stats.failure:
-            lines.append(f"{controller.name}: set-up failed: {stats.failure}")
-            continue
-        mode = stats.mode or "shared (no resets)"
-        line = f"{controller.name}: {mode}; {stats.origin} in {_seconds(stats.prepare_seconds)}"
-        if stats.checkpoint_seconds is not None:
-            line += f" + checkpoint {_seconds(stats.checkpoint_seconds)}"
-        count = len(stats.resets)
-        line += f"; {controller.restores} restores"
-        if count:
+        if report.origin == "cache":
+            line = f"{report.name}: {report.mode}; from the cache (prepare skipped)"
+        else:
+            prepared = _seconds(report.prepare_seconds)
+            line = f"{report.name}: {report.mode}; {report.origin} in {prepared}"
+            if report.checkpoint_seconds is not None:
+                line += f" + checkpoint {_seconds(report.checkpoint_seconds)}"
+        if report.processes > 1:
+            line += f"; shared by {report.processes} workers"
+        line += f"; {report.restores} restores"
+        resets = report.resets
+        if resets:
+            median = statistics.median(resets)
             line += (
-                f"; reset before a test: median {_seconds(stats.median())}, "
-                f"p95 {_seconds(stats.p95())} over {count}"
+                f"; reset before a test: median {_seconds(median)}, "
+                f"p95 {_seconds(_p95(resets))} over {len(resets)}"
             )
-            if stats.prepare_seconds is not None and controller.mode == "snapshot":
-                saved = count * stats.prepare_seconds - sum(stats.resets)
+            if report.prepare_seconds and report.mode.startswith("snapshot"):
+                saved = len(resets) * report.prepare_seconds - sum(resets)
                 line += f"; saved {saved:.1f}s vs re-preparing per test"
         lines.append(line)
-        for mount in controller.not_reset:
-            lines.append(f"{controller.name}: NOT reset by restores: bind mount {mount}")
-        for kept in sorted(controller.kept):
-            lines.append(
-                f"{controller.name}: kept container {kept[:12]} (docker rm -f {kept[:12]})"
-            )
-    if runtime.skipped:
-        lines.append(
-            f"{runtime.skipped} marked tests skipped: snapshots unavailable: "
-            f"{runtime.snapshot_blocker}; run `pytest-criu doctor` for details"
-        )
-    if runtime.settings.timings:
-        for nodeid, name, wait in runtime.timings:
-            lines.append(f"reset {name} {wait:.3f}s {nodeid}")
+        for mount in report.not_reset:
+            lines.append(f"{report.name}: NOT reset by restores: bind mount {mount}")
+        for kept in report.kept:
+            lines.append(f"{report.name}: kept container {kept[:12]} (docker rm -f {kept[:12]})")
     return lines
 
 
@@ -104,7 +189,7 @@ def failure_section(controller: WarmContainer, *, keep: bool) -> str:
             parts.append(f"the container stopped during the test: {state}")
         logs = controller.handle.logs(tail=LOG_TAIL)
         parts.append(f"container {controller.handle.id[:12]}, last {LOG_TAIL} log lines:")
-        parts.append(logs.rstrip() or "(no output)")
+        parts.append(logs.rstrip() or "(no output since the restore)")
     except CriuError as error:
         parts.append(f"(container details unavailable: {error})")
     if keep:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -17,3 +18,23 @@ def no_leaks() -> Iterator[None]:
     after = labelled_resources()
     assert not after[0] - before[0], f"leaked containers: {after[0] - before[0]}"
     assert not after[1] - before[1], f"leaked images: {after[1] - before[1]}"
+
+
+@pytest.fixture
+def derived_image() -> Iterator[Callable[[str, str], str]]:
+    """Build small images ``FROM`` the tiny image for a test; remove them afterwards."""
+    built: list[str] = []
+
+    def build(tag: str, dockerfile: str) -> str:
+        subprocess.run(
+            ["docker", "build", "-q", "-t", tag, "-"],
+            input=dockerfile.encode(),
+            check=True,
+            capture_output=True,
+        )
+        built.append(tag)
+        return tag
+
+    yield build
+    for tag in built:
+        subprocess.run(["docker", "rmi", "-f", tag], check=False, capture_output=True)

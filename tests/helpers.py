@@ -6,7 +6,7 @@ import os
 
 import docker
 
-from pytest_criu.engine.labels import OWNER_PID, SESSION, owner_alive
+from pytest_criu.engine.labels import OWNER_PID, SESSION, SNAPSHOT_IMAGE, owner_alive
 
 TINY_IMAGE = os.environ.get("PYTEST_CRIU_TINY_IMAGE", "pytest-criu/tiny:latest")
 SERVICES_IMAGE = os.environ.get("PYTEST_CRIU_SERVICES_IMAGE", "pytest-criu/services:latest")
@@ -27,7 +27,7 @@ def labelled_resources() -> tuple[set[str], set[str]]:
         }
         images = {
             str(i["Id"])
-            for i in client.api.images(filters={"label": SESSION})
+            for i in client.api.images(filters={"label": [SESSION, SNAPSHOT_IMAGE]})
             if _ours_or_orphaned(i.get("Labels") or {})
         }
     finally:

@@ -125,8 +125,9 @@ class DockerEngine:
         with contextlib.suppress(docker.errors.NotFound):
             self._call(f"remove image {image_id[:19]}", self.api.remove_image, image_id, force=True)
 
-    def images(self, label: str) -> list[dict[str, Any]]:
-        return self._call("list images", self.api.images, filters={"label": label}) or []
+    def images(self, *labels: str) -> list[dict[str, Any]]:
+        """Images carrying every one of ``labels`` (``key`` or ``key=value``)."""
+        return self._call("list images", self.api.images, filters={"label": list(labels)}) or []
 
     # -- containers -----------------------------------------------------------------------
 

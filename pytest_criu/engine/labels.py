@@ -19,6 +19,9 @@ OWNER_HOST = f"{PREFIX}.owner-host"
 FIXTURE = f"{PREFIX}.fixture"
 ROLE = f"{PREFIX}.role"
 CACHE = f"{PREFIX}.cache"
+# Committed images inherit their container's labels, session included; only those whose
+# role says "snapshot" belong to a session (a cache entry's image says "cache").
+SNAPSHOT_IMAGE = f"{ROLE}=snapshot"
 
 
 def process_start_time(pid: int) -> str | None:
@@ -75,7 +78,7 @@ def owner_alive(labels: dict[str, str]) -> bool:
 class Reapable(Protocol):
     def containers(self, label: str) -> list[dict[str, Any]]: ...
 
-    def images(self, label: str) -> list[dict[str, Any]]: ...
+    def images(self, *labels: str) -> list[dict[str, Any]]: ...
 
     def remove(self, container_id: str) -> None: ...
 
@@ -94,7 +97,7 @@ def reap_orphans(engine: Reapable, keep_sessions: Iterable[str] = ()) -> tuple[i
         if labels.get(SESSION) not in keep and not owner_alive(labels):
             engine.remove(container["Id"])
             containers += 1
-    for image in engine.images(SESSION):
+    for image in engine.images(SESSION, SNAPSHOT_IMAGE):
         labels = image.get("Labels") or {}
         if labels.get(SESSION) not in keep and not owner_alive(labels):
             with contextlib.suppress(Exception):
@@ -110,7 +113,7 @@ def remove_session(engine: Reapable, session: str, keep: Iterable[str] = ()) -> 
     containers = [c for c in engine.containers(label) if c["Id"] not in kept]
     for container in containers:
         engine.remove(container["Id"])
-    images = engine.images(label)
+    images = engine.images(label, SNAPSHOT_IMAGE)
     for image in images:
         with contextlib.suppress(Exception):
             engine.remove_image(image["Id"])

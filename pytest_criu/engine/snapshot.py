@@ -14,7 +14,6 @@ Three ways to reset:
 from __future__ import annotations
 
 import contextlib
-import statistics
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -57,15 +56,6 @@ class Stats:
     resets: list[float] = field(default_factory=list)
     mode: str = ""
     failure: str | None = None
-
-    def median(self) -> float | None:
-        return statistics.median(self.resets) if self.resets else None
-
-    def p95(self) -> float | None:
-        if not self.resets:
-            return None
-        ordered = sorted(self.resets)
-        return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 @dataclass

@@ -155,8 +155,9 @@ class CacheStore:
                 return cached, "cache"
             shutil.rmtree(entry, ignore_errors=True)
             # Not the session's labels: the image outlives the session.
+            fixture = labels.get(labelling.FIXTURE, "")
             snapshot = build(
-                {labelling.CACHE: key, labelling.FIXTURE: labels.get(labelling.FIXTURE, "")}
+                {labelling.CACHE: key, labelling.FIXTURE: fixture, labelling.ROLE: "cache"}
             )
             scratch = self.directory / f"{key}.tmp-{os.getpid()}"
             shutil.rmtree(scratch, ignore_errors=True)

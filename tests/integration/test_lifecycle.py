@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -253,13 +253,11 @@ def test_missing_image_is_a_clear_error(pytester: pytest.Pytester) -> None:
     )
 
 
-def test_declared_volume_is_covered_by_tmpfs(pytester: pytest.Pytester, no_leaks: None) -> None:
-    image = "pytest-criu-test/with-volume:latest"
-    subprocess.run(
-        ["docker", "build", "-q", "-t", image, "-"],
-        input=f"FROM {TINY_IMAGE}\nVOLUME /state\n".encode(),
-        check=True,
-        capture_output=True,
+def test_declared_volume_is_covered_by_tmpfs(
+    pytester: pytest.Pytester, no_leaks: None, derived_image: Callable[[str, str], str]
+) -> None:
+    image = derived_image(
+        "pytest-criu-test/with-volume:latest", f"FROM {TINY_IMAGE}\nVOLUME /state\n"
     )
     pytester.makeconftest(
         f"""

@@ -1,0 +1,189 @@
+"""Prepare once per run under pytest-xdist, and once per host with the snapshot cache."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import TINY_IMAGE
+
+CONFTEST = f"""
+import os
+from pytest_criu import ready, warm_container
+
+def seed(handle):
+    with open(os.environ["PREPARE_LOG"], "a") as log:
+        log.write(f"{{os.getpid()}}\\n")
+    code, out = handle.exec(["sh", "-c", "echo seeded > /seed && echo t > /data/seed"])
+    assert code == 0, out
+
+box = warm_container(
+    os.environ.get("BOX_IMAGE", "{TINY_IMAGE}"),
+    command=["sh", "-c", "echo booted; exec sleep 100000"],
+    tmpfs={{"/data": ""}},
+    ready=ready.log("booted"),
+    prepare=seed,
+)
+"""
+
+TESTS = """
+import pytest
+
+def sh(handle, script):
+    return handle.exec(["sh", "-c", script])[1].strip()
+
+@pytest.mark.parametrize("i", range(8))
+@pytest.mark.criu_snapshot
+def test_pristine(box, i):
+    assert sh(box, "cat /seed") == "seeded"
+    assert sh(box, "ls /data") == "seed"
+    assert sh(box, "test -e /dirty && echo dirty || echo clean") == "clean"
+    sh(box, "touch /dirty /data/dirty")
+"""
+
+
+@pytest.fixture
+def prepare_log(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = pytester.path / "prepare.log"
+    monkeypatch.setenv("PREPARE_LOG", str(path))
+    return path
+
+
+def prepares(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, prepare_log: Path) -> pytest.Pytester:
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_box=TESTS)
+    return pytester
+
+
+@pytest.mark.parametrize("workers", [2, 4])
+def test_xdist_prepares_once_per_run(
+    suite: pytest.Pytester, prepare_log: Path, workers: int, no_leaks: None
+) -> None:
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider", "-n", str(workers), timeout=600)
+    result.assert_outcomes(passed=8)
+    assert len(prepares(prepare_log)) == 1
+    result.stdout.fnmatch_lines(
+        [
+            "*- pytest-criu -*",
+            f"box: snapshot/fresh; prepared in *; shared by {workers} workers; * restores*",
+        ]
+    )
+
+
+def test_cache_skips_prepare_on_the_second_run(
+    suite: pytest.Pytester,
+    prepare_log: Path,
+    no_leaks: None,
+    derived_image: Callable[[str, str], str],
+) -> None:
+    cache = suite.path / "cache"
+    args = ["-p", "no:cacheprovider", "--criu-cache", f"--criu-cache-dir={cache}"]
+    try:
+        first = suite.runpytest_subprocess(*args, timeout=600)
+        first.assert_outcomes(passed=8)
+        assert len(prepares(prepare_log)) == 1
+        first.stdout.fnmatch_lines(["box: snapshot/fresh; prepared in *"])
+        assert (cache.stat().st_mode & 0o777) == 0o700
+
+        second = suite.runpytest_subprocess(*args, timeout=600)
+        second.assert_outcomes(passed=8)
+        assert len(prepares(prepare_log)) == 1, "the second run did not prepare"
+        second.stdout.fnmatch_lines(["box: snapshot/fresh; from the cache (prepare skipped)*"])
+
+        # a change to prepare's source invalidates the entry
+        suite.makeconftest(CONFTEST.replace("echo t > /data/seed", "echo t > /data/seed; true"))
+        third = suite.runpytest_subprocess(*args, timeout=600)
+        third.assert_outcomes(passed=8)
+        assert len(prepares(prepare_log)) == 2
+
+        # so does another image
+        image = derived_image(
+            "pytest-criu-test/tiny-variant:latest", f"FROM {TINY_IMAGE}\nLABEL variant=1\n"
+        )
+        fourth = suite.runpytest_subprocess(*args, timeout=600)
+        assert len(prepares(prepare_log)) == 2, "same image, same source: a cache hit"
+        os.environ["BOX_IMAGE"] = image
+        try:
+            fifth = suite.runpytest_subprocess(*args, timeout=600)
+        finally:
+            del os.environ["BOX_IMAGE"]
+        fifth.assert_outcomes(passed=8)
+        fourth.assert_outcomes(passed=8)
+        assert len(prepares(prepare_log)) == 3
+    finally:
+        cleared = suite.runpytest_subprocess(*args, "--criu-cache-clear", "--co", timeout=600)
+    cleared.stdout.fnmatch_lines(["*cache cleared: 3 entries removed*"])
+    assert [p for p in cache.iterdir() if p.is_dir()] == []
+
+
+def test_two_concurrent_runs_share_the_cache(
+    suite: pytest.Pytester, prepare_log: Path, no_leaks: None
+) -> None:
+    cache = suite.path / "cache"
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "--criu-cache",
+        f"--criu-cache-dir={cache}",
+    ]
+    runs = [
+        subprocess.Popen(command, cwd=suite.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for _ in range(2)
+    ]
+    try:
+        outputs = [run.communicate(timeout=600)[0].decode() for run in runs]
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+        subprocess.run(
+            [*command, "--criu-cache-clear", "--co"],
+            cwd=suite.path,
+            capture_output=True,
+            check=False,
+            timeout=600,
+        )
+    for run, output in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, output
+        assert "8 passed" in output, output
+    assert len(prepares(prepare_log)) == 1, "one run prepared, the other waited and reused it"
+
+
+def test_killed_worker_does_not_hang_the_run(
+    pytester: pytest.Pytester, prepare_log: Path, no_leaks: None
+) -> None:
+    # The first prepare kills its own worker while it holds the snapshot lock.
+    pytester.makeconftest(
+        CONFTEST.replace(
+            "def seed(handle):\n",
+            "def seed(handle):\n"
+            "    import signal\n"
+            "    first = os.environ['PREPARE_LOG'] + '.first'\n"
+            "    if not os.path.exists(first):\n"
+            "        open(first, 'w').close()\n"
+            "        os.kill(os.getpid(), signal.SIGKILL)\n",
+        )
+    )
+    pytester.makepyfile(test_box=TESTS)
+    began = time.monotonic()
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", timeout=600)
+    outcomes = result.parseoutcomes()
+    # the killed worker's test is reported as crashed; every other test passes
+    assert outcomes.get("passed", 0) >= 6, outcomes
+    assert outcomes.get("failed", 0) <= 1, outcomes
+    assert len(prepares(prepare_log)) == 1, "after the first worker died, one other prepared"
+    assert time.monotonic() - began < 300
