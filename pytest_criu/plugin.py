@@ -11,6 +11,7 @@ import pytest
 
 from . import __version__, options, reporting
 from .engine.errors import CriuError
+from .engine.paths import private_directory
 from .fixtures import declaration_of
 from .runtime import RUNTIME_KEY, Runtime, runtime_of
 from .xdist import XdistHooks, worker_identity
@@ -61,6 +62,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     runtime = runtime_of(session.config)
+    if runtime.settings.cache or runtime.settings.cache_clear:
+        try:
+            private_directory(runtime.cache_directory())
+        except CriuError as error:
+            raise pytest.UsageError(f"pytest-criu cache: {error}") from None
     if runtime.settings.cache_clear and not runtime.worker:
         try:
             removed = runtime.cache().clear()

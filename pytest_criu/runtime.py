@@ -18,6 +18,7 @@ from .engine.cachekey import cache_key, inputs_digest, source_digest
 from .engine.docker import DockerEngine
 from .engine.errors import CriuError
 from .engine.host import HostReport, detect_host
+from .engine.paths import private_directory
 from .engine.snapshot import Options, WarmContainer
 from .engine.store import CacheStore, LocalStore, RunStore, SnapshotStore
 from .fixtures import Declaration
@@ -193,19 +194,26 @@ class Runtime:
         if self._store is not None:
             with contextlib.suppress(Exception):
                 self._store.close()
-        if not self.worker:
-            self._remove_session()
+        kept = {cid for c in self.closed for cid in c.kept}
+        if self.worker:
+            if kept:
+                # The controller removes the session's containers; tell it which to spare.
+                directory = private_directory(self.run_directory)
+                (directory / f"kept-{os.getpid()}").write_text("\n".join(sorted(kept)))
+        else:
+            self._remove_session(kept)
         if self._engine is not None:
             self._engine.close()
             self._engine = None
 
-    def _remove_session(self) -> None:
+    def _remove_session(self, kept: set[str]) -> None:
         """The controller's final clean-up: everything labelled with the session."""
+        for note in self.run_directory.glob("kept-*"):
+            kept.update(note.read_text().split())
         shutil.rmtree(self.run_directory, ignore_errors=True)
         if self._engine is None and not self.distributed:
             return
         with contextlib.suppress(CriuError, Exception):
-            kept = {cid for c in self.closed for cid in c.kept}
             labels.remove_session(self.engine, self.owner.session, keep=kept)
 
 

@@ -168,3 +168,33 @@ def test_plugin_can_be_disabled(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-p", "no:criu")
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("*pytest-criu*")
+
+
+def test_world_writable_cache_dir_is_refused_at_start(pytester: pytest.Pytester) -> None:
+    cache = pytester.path / "cache"
+    cache.mkdir()
+    cache.chmod(0o777)
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest("--criu-cache", f"--criu-cache-dir={cache}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"*pytest-criu cache: refusing {cache}: its mode is 0777*chmod 700*"]
+    )
+    assert cache.stat().st_mode & 0o777 == 0o777
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--criu-cache-size=lots"], "*--criu-cache-size: 'lots' is not a size such as 5G*"),
+        (["--criu-cache-size=0"], "*--criu-cache-size: '0' must be a positive size*"),
+        (["--criu-lock-timeout=0"], "*--criu-lock-timeout: '0' must be a positive*"),
+    ],
+)
+def test_cache_options_are_validated(
+    pytester: pytest.Pytester, args: list[str], message: str
+) -> None:
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
