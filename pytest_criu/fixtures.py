@@ -109,12 +109,17 @@ def warm_container(
     def warm_container_fixture(request: pytest.FixtureRequest) -> Iterator[ContainerHandle]:
         from .runtime import runtime_of
 
+        name = request.fixturename or "warm_container"
         failure = None
         try:
-            name = request.fixturename or "warm_container"
             controller = runtime_of(request.config).start(name, declaration)
         except CriuError as error:
-            failure = f"pytest-criu: {request.fixturename}: {error}"
+            text = str(error)
+            failure = (
+                f"pytest-criu: {text}"
+                if text.startswith(f"{name}: ")
+                else (f"pytest-criu: {name}: {text}")
+            )
         if failure is not None:
             pytest.fail(failure, pytrace=False)
         try:

@@ -198,17 +198,26 @@ def pytest_runtest_makereport(
 ) -> Generator[None, Any, Any]:
     report: pytest.TestReport = yield
     targets = item.stash.get(TARGETS_KEY, ())
-    if not targets or not report.failed or call.when == "teardown":
-        return report
     runtime = item.config.stash.get(RUNTIME_KEY, None)
-    if runtime is None:
+    if not targets or runtime is None or call.when != "call" or report.skipped:
         return report
     for name in targets:
         controller = runtime.controllers.get(name)
-        if controller is None or controller._current is None:
+        if controller is None or not controller.running:
             continue
-        section = reporting.failure_section(controller, keep=runtime.settings.keep_on_failure)
-        report.sections.append((f"pytest-criu: {name} container", section))
+        try:
+            ended = controller.container_state()
+        except CriuError as error:
+            ended = f"its state is unknown ({error})"
+        if ended is not None and report.passed:
+            report.outcome = "failed"
+            report.longrepr = (
+                f"pytest-criu: {name}: the container stopped during the test: {ended}; "
+                "the next marked test gets a fresh restore"
+            )
+        if report.failed:
+            section = reporting.failure_section(controller, keep=runtime.settings.keep_on_failure)
+            report.sections.append((f"pytest-criu: {name} container", section))
     return report
 
 

@@ -161,7 +161,8 @@ def summary_lines(reports: list[ContainerReport]) -> list[str]:
                 line += f" + checkpoint {_seconds(report.checkpoint_seconds)}"
         if report.processes > 1:
             line += f"; shared by {report.processes} workers"
-        line += f"; {report.restores} restores"
+        noun = "recreations" if report.mode.startswith("recreate") else "restores"
+        line += f"; {report.restores} {noun}"
         resets = report.resets
         if resets:
             median = statistics.median(resets)

@@ -11,37 +11,41 @@ from pathlib import Path
 
 
 def source_digest(function: Callable[..., object] | None, root: Path) -> str:
-    """Digest of ``function``'s source and of the code it reaches under ``root``.
+    """Digest of the files under ``root`` that hold ``function`` and the code it reaches.
 
-    Functions and classes it names (directly or through what they call) are included when
-    they are defined in files under ``root``; so are whole modules under ``root`` that it
-    names, such as ``helpers`` in ``helpers.seed(handle)``.
+    Whole files are hashed, so module-level constants and data count too. Followed: the
+    functions, classes and modules ``function`` names, and what those name in turn, as long
+    as they are defined under ``root`` (the test tree); code elsewhere (installed packages,
+    the standard library) is left out.
     """
     digest = hashlib.sha256()
     if function is None:
         digest.update(b"no prepare")
         return digest.hexdigest()
+    root = root.resolve()
+    files: set[Path] = set()
     seen: set[int] = set()
     pending: list[object] = [function]
-    root = root.resolve()
     while pending:
         item = pending.pop()
         if id(item) in seen:
             continue
         seen.add(id(item))
-        if isinstance(item, types.ModuleType):
-            path = _file_under(item, root)
-            if path is not None:
-                digest.update(path.read_bytes())
+        path = _file_under(item, root)
+        if path is None:
+            if item is function:
+                # prepare defined outside the test tree: its own source is all we can see
+                try:
+                    digest.update(inspect.getsource(item).encode())
+                except (OSError, TypeError):
+                    digest.update(repr(item).encode())
             continue
-        if item is not function and _file_under(item, root) is None:
-            continue
-        try:
-            digest.update(inspect.getsource(item).encode())  # type: ignore[arg-type]
-        except (OSError, TypeError):
-            digest.update(repr(item).encode())
-            continue
-        pending.extend(_referenced(item))
+        files.add(path)
+        if not isinstance(item, types.ModuleType):
+            pending.extend(_referenced(item))
+    for path in sorted(files):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 

@@ -51,7 +51,7 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         "install CRIU >= 4.2 (scripts/setup-host does) and restart dockerd",
     ),
     Diagnosis(
-        re.compile(r"tty|/dev/pts", re.IGNORECASE),
+        re.compile(r"\btty\b|/dev/pts|/dev/console", re.IGNORECASE),
         "the container has a terminal (TTY), which Docker cannot checkpoint",
         "start the container without a TTY",
     ),
@@ -96,7 +96,7 @@ def relevant_lines(log: str, limit: int = 15) -> list[str]:
 def describe_failure(action: str, message: str, log: str | None) -> str:
     """A full error message: what failed, why (when known), and CRIU's own lines."""
     parts = [f"CRIU could not {action}: {message.strip()}"]
-    reasons = explain(f"{message}\n{log or ''}")
+    reasons = explain("\n".join([message, *relevant_lines(log or "", limit=200)]))
     if reasons:
         parts.append("why: " + "\n     ".join(reasons))
     if log:

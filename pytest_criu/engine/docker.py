@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
@@ -55,6 +56,7 @@ class DockerEngine:
                 "start dockerd (scripts/setup-host does) or set --criu-docker-url"
             ) from None
         self.base_url = base_url
+        self.timeout = timeout
         self._info: dict[str, Any] | None = None
 
     def close(self) -> None:
@@ -267,14 +269,34 @@ class DockerEngine:
         return target
 
     def restore(self, container_id: str, name: str) -> None:
-        """Start a stopped container from one of its checkpoints."""
-        response = self.api.post(
-            self._url(f"/containers/{container_id}/start"), params={"checkpoint": name}
-        )
+        """Start a stopped container from one of its checkpoints.
+
+        A restore that does not finish within the engine's timeout (CRIU can spin forever
+        on damaged page files) is stopped: its runc and CRIU processes are killed.
+        """
+        try:
+            response = self.api.post(
+                self._url(f"/containers/{container_id}/start"),
+                params={"checkpoint": name},
+                timeout=self.timeout,
+            )
+        except requests.exceptions.Timeout:
+            log = _restore_log(container_id)
+            stopped = _kill_restore(container_id)
+            raise RestoreError(
+                criu_log.describe_failure(
+                    "restore the checkpoint",
+                    f"no answer within {self.timeout:g}s; stopped {stopped} runc/CRIU "
+                    "processes (a damaged checkpoint can make CRIU spin)",
+                    log,
+                )
+            ) from None
         if response.status_code < 300:
             return
         message = _error_text(response)
-        raise RestoreError(criu_log.describe_failure("restore the checkpoint", message, None))
+        raise RestoreError(
+            criu_log.describe_failure("restore the checkpoint", message, _restore_log(container_id))
+        )
 
     def _reproduce_dump(self, container_id: str) -> str | None:
         """Run the failed dump again through runc to keep CRIU's log (Docker deletes it)."""
@@ -323,6 +345,47 @@ class DockerEngine:
             raise EngineError(f"Docker could not {action}: {error.explanation}") from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
             raise EngineError(f"Docker did not answer when asked to {action}: {error}") from None
+
+
+TASK_ROOTS = (
+    "/run/docker/containerd/daemon/io.containerd.runtime.v2.task/moby",
+    "/run/containerd/io.containerd.runtime.v2.task/moby",
+)
+
+
+def _restore_log(container_id: str) -> str | None:
+    """CRIU's restore log, while containerd still has the task's work directory."""
+    for root in TASK_ROOTS:
+        log = Path(root, container_id, "work", "restore.log")
+        with contextlib.suppress(OSError):
+            return log.read_text(errors="replace")
+    return None
+
+
+def _kill_restore(container_id: str) -> int:
+    """Kill the runc restore of ``container_id`` and the CRIU processes below it."""
+    children: dict[int, list[int]] = {}
+    roots: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+        if b"restore" in cmdline and container_id.encode() in cmdline:
+            roots.append(int(entry.name))
+    victims: list[int] = []
+    while roots:
+        pid = roots.pop()
+        victims.append(pid)
+        roots.extend(children.get(pid, []))
+    for pid in victims:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    return len(victims)
 
 
 def write_nonce(checkpoint: Path, container_id: str) -> None:

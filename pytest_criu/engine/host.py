@@ -84,12 +84,13 @@ class HostReport:
         return next((check for check in self.checks if check.name == name), None)
 
     def snapshot_blocker(self) -> str | None:
-        """The first reason snapshots cannot work, with its fix, or ``None``."""
+        """Every reason snapshots cannot work, each with its fix, or ``None``."""
+        reasons = []
         for check in self.checks:
             if check.status == "fail" and check.blocks_snapshots:
                 reason = f"{check.name}: {check.detail}"
-                return f"{reason} (fix: {check.fix})" if check.fix else reason
-        return None
+                reasons.append(f"{reason} (fix: {check.fix})" if check.fix else reason)
+        return "; ".join(reasons) or None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view with a stable shape (used by ``pytest-criu doctor --json``)."""

@@ -16,12 +16,21 @@ SESSION = f"{PREFIX}.session"
 OWNER_PID = f"{PREFIX}.owner-pid"
 OWNER_START = f"{PREFIX}.owner-start"
 OWNER_HOST = f"{PREFIX}.owner-host"
+OWNER_PIDNS = f"{PREFIX}.owner-pidns"
 FIXTURE = f"{PREFIX}.fixture"
 ROLE = f"{PREFIX}.role"
 CACHE = f"{PREFIX}.cache"
 # Committed images inherit their container's labels, session included; only those whose
 # role says "snapshot" belong to a session (a cache entry's image says "cache").
 SNAPSHOT_IMAGE = f"{ROLE}=snapshot"
+
+
+def pid_namespace() -> str:
+    """This process's PID namespace; pids from another one say nothing here."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
 
 
 def process_start_time(pid: int) -> str | None:
@@ -42,6 +51,7 @@ class Owner:
     pid: int
     start: str
     host: str
+    pidns: str = ""
 
     @classmethod
     def current(cls, session: str | None = None, pid: int | None = None) -> Owner:
@@ -51,6 +61,7 @@ class Owner:
             pid=pid,
             start=process_start_time(pid) or "",
             host=socket.gethostname(),
+            pidns=pid_namespace(),
         )
 
     def labels(self, fixture: str, role: str) -> dict[str, str]:
@@ -59,6 +70,7 @@ class Owner:
             OWNER_PID: str(self.pid),
             OWNER_START: self.start,
             OWNER_HOST: self.host,
+            OWNER_PIDNS: self.pidns,
             FIXTURE: fixture,
             ROLE: role,
         }
@@ -68,6 +80,8 @@ def owner_alive(labels: dict[str, str]) -> bool:
     """Whether the process that created a labelled object still runs (or may, elsewhere)."""
     if labels.get(OWNER_HOST) != socket.gethostname():
         return True  # another host's run; not ours to judge
+    if labels.get(OWNER_PIDNS, "") != pid_namespace():
+        return True  # a run in another container or sandbox: its pids are not ours to see
     try:
         pid = int(labels.get(OWNER_PID, ""))
     except ValueError:

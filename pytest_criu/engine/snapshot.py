@@ -24,10 +24,10 @@ from typing import Any, Literal
 
 from . import labels as labelling
 from .docker import ContainerConfig, DockerEngine, write_nonce
-from .errors import EngineError, PrepareError, ReadinessTimeoutError, SpecError
+from .errors import EngineError, PrepareError, ReadinessTimeoutError, RestoreError, SpecError
 from .ready import ReadyCheck, wait_until_ready
 from .spec import ContainerSpec, Port, PortLike, Strategy
-from .store import Snapshot
+from .store import Snapshot, file_sizes
 
 CHECKPOINT_NAME = "pytest-criu"
 Mode = Literal["snapshot", "recreate", "shared"]
@@ -131,7 +131,9 @@ class ContainerHandle:
             callback(self)
 
     def __repr__(self) -> str:
-        return f"<ContainerHandle {self.name} id={self.id[:12]} restores={self.restores}>"
+        current = self._controller._current
+        where = f"id={current.id[:12]}" if current else "no container"
+        return f"<ContainerHandle {self.name} {where} restores={self.restores}>"
 
 
 class WarmContainer:
@@ -163,9 +165,11 @@ class WarmContainer:
         self.mode: Mode = "shared"
         self.host = _host_of(engine.base_url)
         self._current: _Container | None = None
+        self._lost = "set-up has not finished"
         self._tmpfs: dict[str, str] = dict(spec.tmpfs)
         self._base_image = ""
         self._snapshot_image: str | None = None
+        self._snapshot: Snapshot | None = None
         self._checkpoint: Path | None = None
         self._containers: set[str] = set()
         self._dirty = False
@@ -182,7 +186,7 @@ class WarmContainer:
     @property
     def current(self) -> _Container:
         if self._current is None:
-            raise EngineError(f"{self.name}: the container is not running (set-up failed earlier)")
+            raise EngineError(f"{self.name}: no running container: {self._lost}")
         return self._current
 
     def resolve_image(self) -> str:
@@ -224,8 +228,10 @@ class WarmContainer:
             self.engine.remove(source)
             raise
         self._containers.discard(source)
+        checkpoint = self.engine.checkpoint_dir(source, CHECKPOINT_NAME)
         return Snapshot(
-            checkpoint=str(self.engine.checkpoint_dir(source, CHECKPOINT_NAME)),
+            checkpoint=str(checkpoint),
+            files=file_sizes(checkpoint),
             image=image,
             tmpfs=self.tmpfs,
             prepare_seconds=self.stats.prepare_seconds,
@@ -235,6 +241,7 @@ class WarmContainer:
 
     def adopt(self, snapshot: Snapshot, origin: str) -> None:
         """Restore from ``snapshot`` before every marked test; make the first restore now."""
+        self._snapshot = snapshot
         self._checkpoint = Path(snapshot.checkpoint)
         self._snapshot_image = snapshot.image
         self._tmpfs = dict(snapshot.tmpfs)
@@ -282,6 +289,7 @@ class WarmContainer:
             return 0.0
         previous = self._current
         self._current = None
+        self._lost = "the last reset failed; the next marked test tries again"
         if self.mode == "recreate":
             if previous is not None:
                 self._discard(previous.id)
@@ -315,6 +323,11 @@ class WarmContainer:
                 self.engine.remove(container_id)
             self._containers.discard(container_id)
         self._current = None
+
+    @property
+    def running(self) -> bool:
+        """Whether there is a current container (set-up succeeded and nothing removed it)."""
+        return self._current is not None
 
     def container_state(self) -> str | None:
         """``None`` while the current container runs, else how it ended."""
@@ -392,6 +405,13 @@ class WarmContainer:
     def _restore_one(self) -> _Container:
         assert self._checkpoint is not None
         assert self._snapshot_image is not None
+        damage = self._snapshot.damage() if self._snapshot else None
+        if damage is not None:
+            raise RestoreError(
+                f"{self.name}: {damage}: the checkpoint was damaged or changed after it was "
+                "taken; restoring it could hang CRIU. Rerun (with --criu-cache, "
+                "--criu-cache-clear rebuilds it)"
+            )
         container_id = self._create(self._snapshot_image, "restored")
         self.engine.place_checkpoint(self._checkpoint, container_id, CHECKPOINT_NAME)
         try:

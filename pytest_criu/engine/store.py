@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import filelock
 
 from . import labels as labelling
-from .docker import link_tree
+from .docker import NONCE_FILE, link_tree
 from .errors import CriuError, HostError
 from .paths import private_directory, tree_size
 
@@ -36,9 +36,23 @@ class Snapshot:
     prepare_seconds: float | None = None
     checkpoint_seconds: float | None = None
     source: str | None = None
+    files: Mapping[str, int] = field(default_factory=dict)
+    """Size of every checkpoint file at checkpoint time, to notice damage before CRIU does."""
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "tmpfs": dict(self.tmpfs)}
+        return {**asdict(self), "tmpfs": dict(self.tmpfs), "files": dict(self.files)}
+
+    def damage(self) -> str | None:
+        """What changed in the checkpoint files since they were written, or ``None``."""
+        root = Path(self.checkpoint)
+        for name, size in self.files.items():
+            try:
+                actual = (root / name).stat().st_size
+            except OSError:
+                return f"checkpoint file {name} is missing from {root}"
+            if actual != size:
+                return f"checkpoint file {name} has {actual} bytes, {size} at checkpoint time"
+        return None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Snapshot:
@@ -49,6 +63,7 @@ class Snapshot:
             prepare_seconds=data.get("prepare_seconds"),
             checkpoint_seconds=data.get("checkpoint_seconds"),
             source=data.get("source"),
+            files=dict(data.get("files") or {}),
         )
 
 
@@ -301,3 +316,12 @@ def _last_used(entry: Path) -> float:
         return float(json.loads((entry / MANIFEST).read_text()).get("last_used", 0.0))
     except (OSError, ValueError):
         return 0.0
+
+
+def file_sizes(checkpoint: Path) -> dict[str, int]:
+    """Sizes of the files of a checkpoint directory, by path relative to it."""
+    return {
+        str(path.relative_to(checkpoint)): path.stat().st_size
+        for path in sorted(checkpoint.rglob("*"))
+        if path.is_file() and path.name != NONCE_FILE
+    }

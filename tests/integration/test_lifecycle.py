@@ -96,7 +96,7 @@ def test_recreate_fallback_prepares_per_marked_test(
     result.assert_outcomes(passed=3)
     # the first marked test gets the container prepared at set-up; each later one a new one
     assert prepare_count(prepare_log) == 3
-    result.stdout.fnmatch_lines(["box: recreate (no CRIU); prepared in *; 2 restores*"])
+    result.stdout.fnmatch_lines(["box: recreate (no CRIU); prepared in *; 2 recreations*"])
 
 
 def test_inplace_resets_memory_and_tmpfs_but_not_files(
@@ -181,7 +181,7 @@ def test_failing_prepare_errors_with_log_tail_and_leaks_nothing(
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(
         [
-            "*pytest-criu: box: box: prepare raised RuntimeError: migration 0003 failed*",
+            "*pytest-criu: box: prepare raised RuntimeError: migration 0003 failed*",
             "*| hello-from-box*",
             "box: set-up failed: PrepareError: box: prepare raised RuntimeError*",
         ]

@@ -83,3 +83,9 @@ def test_cache_key_is_short_and_order_independent() -> None:
     assert len(key) == 32
     assert key.isalnum()
     assert key != cache_key({"a": 2, "b": [1, 2]})
+
+
+def test_module_constants_prepare_reads_are_covered(tmp_path: Path) -> None:
+    conftest = "KEYS = 10\n\ndef seed(handle):\n    return KEYS\n"
+    ten = digest_of(tmp_path, conftest, HELPERS, "ten")
+    assert digest_of(tmp_path, conftest.replace("10", "20"), HELPERS, "twenty") != ten

@@ -65,3 +65,15 @@ def test_describe_failure_quotes_log_and_reason() -> None:
     assert "why: a process in the container holds file locks" in text
     assert "  | Error (criu/file-lock.c:85)" in text
     assert "(CRIU's log was not available)" in describe_failure("restore", "boom", None)
+
+
+def test_ordinary_log_lines_do_not_invent_causes() -> None:
+    log = (
+        "(00.001) mnt: Inspecting sharing on 1020 shared_id 0 master_id 0 (@./dev/pts)\n"
+        "(00.002) netns: Dumping netns links\n"
+        "(00.100) Error (criu/cr-dump.c:1300): Can't get rlimit 0: Operation not permitted\n"
+    )
+    text = describe_failure("checkpoint the container", "criu failed", log)
+    assert "CAP_SYS_RESOURCE" in text
+    assert "TTY" not in text
+    assert "50750" not in text

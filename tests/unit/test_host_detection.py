@@ -311,7 +311,7 @@ def _report(*checks: Check) -> HostReport:
 
 
 class TestReport:
-    def test_first_blocking_failure_is_the_blocker(self) -> None:
+    def test_every_blocking_failure_is_in_the_blocker(self) -> None:
         report = _report(
             Check("kernel", "ok", "Linux 6.18"),
             Check("runc.conf", "warn", "missing", "add lines"),
@@ -319,7 +319,9 @@ class TestReport:
             Check("docker", "fail", "cannot reach it", "start dockerd", blocks_snapshots=True),
             Check("criu", "fail", "not on PATH", "install it", blocks_snapshots=True),
         )
-        assert report.snapshot_blocker() == "docker: cannot reach it (fix: start dockerd)"
+        assert report.snapshot_blocker() == (
+            "docker: cannot reach it (fix: start dockerd); criu: not on PATH (fix: install it)"
+        )
         assert not report.can_snapshot
         assert not report.ok
 
