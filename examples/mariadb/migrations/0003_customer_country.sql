@@ -1,0 +1,1 @@
+ALTER TABLE customers ADD COLUMN country CHAR(2) NOT NULL DEFAULT 'DE';
