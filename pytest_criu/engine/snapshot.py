@@ -56,6 +56,11 @@ class Stats:
     resets: list[float] = field(default_factory=list)
     mode: str = ""
     failure: str | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds spent per restore phase, summed over every restore (constant size)."""
+
+    def add_phase(self, phase: str, seconds: float) -> None:
+        self.phases[phase] = self.phases.get(phase, 0.0) + seconds
 
 
 @dataclass
@@ -412,19 +417,35 @@ class WarmContainer:
                 "taken; restoring it could hang CRIU. Rerun (with --criu-cache, "
                 "--criu-cache-clear rebuilds it)"
             )
+        clock = time.monotonic()
         container_id = self._create(self._snapshot_image, "restored")
+        clock = self._lap("create", clock)
         self.engine.place_checkpoint(self._checkpoint, container_id, CHECKPOINT_NAME)
+        clock = self._lap("place checkpoint", clock)
         try:
             self.engine.restore(container_id, CHECKPOINT_NAME)
         except EngineError as error:
             raise type(error)(f"{self.name}: {error}{self._log_tail(container_id)}") from None
-        return self._inspect(container_id)
+        clock = self._lap("engine restore", clock)
+        container = self._inspect(container_id)
+        self._lap("inspect", clock)
+        return container
 
     def _restore_in_place(self, container_id: str) -> _Container:
+        clock = time.monotonic()
         self.engine.kill(container_id)
         write_nonce(self.engine.checkpoint_dir(container_id, CHECKPOINT_NAME), container_id)
+        clock = self._lap("stop", clock)
         self.engine.restore(container_id, CHECKPOINT_NAME)
-        return self._inspect(container_id)
+        clock = self._lap("engine restore", clock)
+        container = self._inspect(container_id)
+        self._lap("inspect", clock)
+        return container
+
+    def _lap(self, phase: str, since: float) -> float:
+        now = time.monotonic()
+        self.stats.add_phase(phase, now - since)
+        return now
 
     def _take_next(self) -> _Container:
         future, self._next = self._next, None
