@@ -282,7 +282,13 @@ class Settings:
 def resolve(config: pytest.Config) -> Settings:
     """Resolve every option, CLI over ini over default; bad values are usage errors."""
     values = {option.field: _resolve_one(config, option) for option in ALL}
-    return Settings(**values)  # type: ignore[arg-type]
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.restore_ahead and settings.strategy == "inplace":
+        raise pytest.UsageError(
+            "--criu-restore-ahead needs the fresh strategy (it restores the next container "
+            "while a test runs); drop it or use --criu-strategy=fresh"
+        )
+    return settings
 
 
 def _resolve_one(config: pytest.Config, option: Option[object]) -> object:

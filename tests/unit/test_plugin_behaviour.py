@@ -198,3 +198,34 @@ def test_cache_options_are_validated(
     result = pytester.runpytest(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+
+
+def test_conflicting_options_are_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest("--criu-restore-ahead", "--criu-strategy=inplace")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--criu-restore-ahead needs the fresh strategy*"])
+
+
+def test_unreachable_docker_url_skips_marked_and_errors_users(suite: pytest.Pytester) -> None:
+    suite.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.criu_snapshot
+        def test_marked(box):
+            pass
+
+        def test_unmarked(box):
+            pass
+        """
+    )
+    result = suite.runpytest("--criu-docker-url=unix:///nonexistent/docker.sock", "-rs")
+    result.assert_outcomes(skipped=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "pytest-criu *Docker unreachable*",
+            "*pytest-criu: box: cannot connect to Docker at unix:///nonexistent/docker.sock*",
+            "SKIPPED*snapshots unavailable: docker: *",
+        ]
+    )
