@@ -79,15 +79,23 @@ def test_unmarked_tests_share_the_container(redis):
 """
 
 
-@pytest.mark.parametrize("order", ["forward", "reverse"])
+@pytest.mark.parametrize(
+    ("order", "extra"),
+    [("forward", []), ("reverse", []), ("forward", ["--criu-restore-ahead"])],
+    ids=["forward", "reverse", "restore-ahead"],
+)
 def test_every_marked_test_sees_the_seed(
-    pytester: pytest.Pytester, order: str, no_leaks: None, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester,
+    order: str,
+    extra: list[str],
+    no_leaks: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ports_file = pytester.path / "ports.log"
     monkeypatch.setenv("PORTS_FILE", str(ports_file))
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_redis=TESTS)
-    args = ["-p", "no:cacheprovider", "-v"] + (["--reverse"] if order == "reverse" else [])
+    args = ["-p", "no:cacheprovider", "-v", *extra] + (["--reverse"] if order == "reverse" else [])
     result = pytester.runpytest_subprocess(*args, timeout=600)
     result.assert_outcomes(passed=13)
     result.stdout.fnmatch_lines(
