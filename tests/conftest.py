@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.helpers import labelled_resources
+from tests.helpers import labelled_resources, orphaned_restore_copies
 
 
 @pytest.fixture
 def no_leaks() -> Iterator[None]:
     """Fail the test if it leaves labelled containers or images behind."""
     before = labelled_resources()
+    started = time.time() - 1
     yield
     after = labelled_resources()
+    copies = orphaned_restore_copies(started)
+    assert not copies, f"leaked containerd restore copies: {copies}"
     assert not after[0] - before[0], f"leaked containers: {after[0] - before[0]}"
     assert not after[1] - before[1], f"leaked images: {after[1] - before[1]}"
 

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import docker
 
-from pytest_criu.engine.labels import OWNER_PID, SESSION, SNAPSHOT_IMAGE, owner_alive
+from pytest_criu.engine.labels import (
+    OWNER_PID,
+    SESSION,
+    SNAPSHOT_IMAGE,
+    owner_alive,
+    process_start_time,
+)
 
 TINY_IMAGE = os.environ.get("PYTEST_CRIU_TINY_IMAGE", "pytest-criu/tiny:latest")
 SERVICES_IMAGE = os.environ.get("PYTEST_CRIU_SERVICES_IMAGE", "pytest-criu/services:latest")
@@ -47,3 +54,33 @@ def containers_of(pid: int) -> set[str]:
         return {str(c["Id"]) for c in client.api.containers(all=True, filters={"label": label})}
     finally:
         client.close()
+
+
+def orphaned_restore_copies(since: float) -> set[str]:
+    """containerd's unpacked restore copies, made since ``since``, of finished runs' containers.
+
+    Copies of live runs (another terminal, a benchmark) are not counted.
+    """
+    from pytest_criu.engine.docker import NONCE_FILE, _containerd_tmpdir
+
+    root = Path(_containerd_tmpdir())
+    owners: dict[str, Path] = {}
+    for entry in root.glob("ctrd-checkpoint*"):
+        try:
+            if entry.stat().st_mtime < since:
+                continue
+            container, owner = (entry / NONCE_FILE).read_text().split()[:2]
+        except (OSError, ValueError):
+            continue
+        pid, _, start = owner.partition("-")
+        if pid.isdigit() and process_start_time(int(pid)) == start and int(pid) != os.getpid():
+            continue  # a live run's restore, still in use
+        owners[container] = entry
+    if not owners:
+        return set()
+    client = docker.from_env()
+    try:
+        alive = {str(c["Id"]) for c in client.api.containers(all=True)}
+    finally:
+        client.close()
+    return {str(path) for owner, path in owners.items() if owner not in alive}

@@ -57,6 +57,7 @@ class DockerEngine:
             ) from None
         self.base_url = base_url
         self.timeout = timeout
+        self._restore_tmp: str | None = None
         self._info: dict[str, Any] | None = None
 
     def close(self) -> None:
@@ -171,9 +172,33 @@ class DockerEngine:
         return self._call("inspect the container", self.api.inspect_container, container_id)  # type: ignore[no-any-return]
 
     def remove(self, container_id: str) -> None:
-        """Remove a container and its checkpoints; a missing one is fine."""
+        """Remove a container, its checkpoints and containerd's copy of its restore."""
         with contextlib.suppress(docker.errors.NotFound):
             self.api.remove_container(container_id, force=True, v=True)
+        self.forget_restore_copy(container_id)
+
+    def forget_restore_copy(self, container_id: str) -> None:
+        """Delete the checkpoint copy containerd unpacked for this container's restore.
+
+        containerd 1.6 unpacks every restored checkpoint into ``$TMPDIR/ctrd-checkpoint*``
+        and never deletes it (about 1.3 GB per test run here). The copy holds the nonce file
+        naming the container, which identifies it among other runs' copies.
+        """
+        if self._restore_tmp is None:
+            self._restore_tmp = _containerd_tmpdir()
+        try:
+            entries = list(os.scandir(self._restore_tmp))
+        except OSError:
+            return
+        for entry in entries:
+            if not entry.name.startswith("ctrd-checkpoint"):
+                continue
+            try:
+                owner = Path(entry.path, NONCE_FILE).read_text().split(" ", 1)[0]
+            except OSError:
+                continue
+            if owner == container_id:
+                shutil.rmtree(entry.path, ignore_errors=True)
 
     def kill(self, container_id: str) -> None:
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
@@ -250,7 +275,9 @@ class DockerEngine:
     def checkpoint_dir(self, container_id: str, name: str) -> Path:
         return self.root_dir / "containers" / container_id / "checkpoints" / name
 
-    def place_checkpoint(self, source: Path, container_id: str, name: str) -> Path:
+    def place_checkpoint(
+        self, source: Path, container_id: str, name: str, *, owner: str = ""
+    ) -> Path:
         """Make ``source`` a checkpoint of ``container_id`` (hard links; copies across devices).
 
         A file unique to the container is added so that concurrent restores never upload
@@ -265,7 +292,7 @@ class DockerEngine:
                 f"cannot place the checkpoint into {target}: {error}; the test process must "
                 "run on the daemon's host with access to its data root (run as root)"
             ) from None
-        write_nonce(target, container_id)
+        write_nonce(target, container_id, owner)
         return target
 
     def restore(self, container_id: str, name: str) -> None:
@@ -353,6 +380,24 @@ TASK_ROOTS = (
 )
 
 
+def _containerd_tmpdir() -> str:
+    """The TMPDIR of the containerd that Docker runs (where restores are unpacked)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "containerd":
+                continue
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for item in environ:
+            if item.startswith(b"TMPDIR="):
+                return item.split(b"=", 1)[1].decode() or "/tmp"
+        return "/tmp"
+    return "/tmp"
+
+
 def _restore_log(container_id: str) -> str | None:
     """CRIU's restore log, while containerd still has the task's work directory."""
     for root in TASK_ROOTS:
@@ -388,13 +433,18 @@ def _kill_restore(container_id: str) -> int:
     return len(victims)
 
 
-def write_nonce(checkpoint: Path, container_id: str) -> None:
+def write_nonce(checkpoint: Path, container_id: str, owner: str = "") -> None:
+    """Write the file that makes each restore's content unique: ``<id> <owner> <uuid>``.
+
+    ``owner`` (``pid-starttime`` of the owning pytest process) lets anyone tell whether
+    containerd's unpacked copy of a restore belongs to a finished run.
+    """
     nonce = checkpoint / NONCE_FILE
     with contextlib.suppress(FileNotFoundError):
         nonce.unlink()
     fd = os.open(nonce, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as stream:
-        stream.write(f"{container_id} {uuid.uuid4()}\n")
+        stream.write(f"{container_id} {owner or '-'} {uuid.uuid4()}\n")
 
 
 def link_tree(source: Path, target: Path) -> None:

@@ -64,6 +64,11 @@ class Owner:
             pidns=pid_namespace(),
         )
 
+    @property
+    def nonce(self) -> str:
+        """The owner as written into checkpoint nonce files: ``pid-starttime``."""
+        return f"{self.pid}-{self.start}"
+
     def labels(self, fixture: str, role: str) -> dict[str, str]:
         return {
             SESSION: self.session,

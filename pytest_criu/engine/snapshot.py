@@ -420,7 +420,9 @@ class WarmContainer:
         clock = time.monotonic()
         container_id = self._create(self._snapshot_image, "restored")
         clock = self._lap("create", clock)
-        self.engine.place_checkpoint(self._checkpoint, container_id, CHECKPOINT_NAME)
+        self.engine.place_checkpoint(
+            self._checkpoint, container_id, CHECKPOINT_NAME, owner=self.owner.nonce
+        )
         clock = self._lap("place checkpoint", clock)
         try:
             self.engine.restore(container_id, CHECKPOINT_NAME)
@@ -434,10 +436,13 @@ class WarmContainer:
     def _restore_in_place(self, container_id: str) -> _Container:
         clock = time.monotonic()
         self.engine.kill(container_id)
-        write_nonce(self.engine.checkpoint_dir(container_id, CHECKPOINT_NAME), container_id)
+        checkpoint = self.engine.checkpoint_dir(container_id, CHECKPOINT_NAME)
+        write_nonce(checkpoint, container_id, self.owner.nonce)
         clock = self._lap("stop", clock)
         self.engine.restore(container_id, CHECKPOINT_NAME)
         clock = self._lap("engine restore", clock)
+        # The container lives on, so containerd's copies of its restores would pile up.
+        self._remover.submit(self.engine.forget_restore_copy, container_id)
         container = self._inspect(container_id)
         self._lap("inspect", clock)
         return container
