@@ -8,6 +8,7 @@ from .engine import ready
 from .engine.errors import (
     CheckpointError,
     CriuError,
+    DamagedCheckpointError,
     EngineError,
     HostError,
     ImageNotFoundError,
@@ -28,6 +29,7 @@ __all__ = [
     "CheckpointError",
     "ContainerHandle",
     "CriuError",
+    "DamagedCheckpointError",
     "EngineError",
     "HostError",
     "ImageNotFoundError",

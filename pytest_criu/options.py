@@ -68,6 +68,16 @@ def _text(value: str) -> str:
     return value.strip()
 
 
+def _count(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a whole number") from None
+    if count < 0:
+        raise ValueError(f"{value!r} must be 0 or more")
+    return count
+
+
 def _size(value: str) -> int:
     text = value.strip().upper().removesuffix("B")
     factor = 1
@@ -171,6 +181,15 @@ TIMINGS = Option[bool](
     "list every marked test's reset time in the summary",
     is_flag=True,
 )
+RESTORE_RETRIES = Option[int](
+    "--criu-restore-retries",
+    "criu_restore_retries",
+    "restore_retries",
+    0,
+    _count,
+    "retry a failed restore this many times before the test errors (default 0)",
+    "N",
+)
 LOCK_TIMEOUT = Option[float](
     "--criu-lock-timeout",
     "criu_lock_timeout",
@@ -230,6 +249,7 @@ ALL: tuple[Option[object], ...] = cast(
         KEEP_ON_FAILURE,
         RESTORE_AHEAD,
         TIMINGS,
+        RESTORE_RETRIES,
         LOCK_TIMEOUT,
         CACHE,
         CACHE_DIR,
@@ -272,6 +292,7 @@ class Settings:
     keep_on_failure: bool
     restore_ahead: bool
     timings: bool
+    restore_retries: int
     lock_timeout: float
     cache: bool
     cache_dir: str | None

@@ -128,6 +128,7 @@ class Runtime:
             pull=declaration.pull,
             volume_policy=declaration.volume_policy,
             restore_ahead=self.settings.restore_ahead,
+            restore_retries=self.settings.restore_retries,
         )
         controller = WarmContainer(
             name=name,

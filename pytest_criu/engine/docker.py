@@ -44,13 +44,19 @@ class DockerEngine:
     name = "docker"
 
     def __init__(self, base_url: str | None = None, timeout: float = 120.0) -> None:
+        where = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        if where.startswith("unix://") and not Path(where.removeprefix("unix://")).exists():
+            # Checked here: docker-py leaks a socket when it fails to connect to a unix path.
+            raise EngineError(
+                f"cannot connect to Docker at {where}: no such socket (dockerd is not "
+                "running?); start dockerd (scripts/setup-host does) or set --criu-docker-url"
+            )
         try:
             if base_url:
                 self.api = docker.APIClient(base_url=base_url, version="auto", timeout=int(timeout))
             else:
                 self.api = docker.from_env(version="auto", timeout=int(timeout)).api
         except docker.errors.DockerException as error:
-            where = base_url or os.environ.get("DOCKER_HOST") or "the default socket"
             raise EngineError(
                 f"cannot connect to Docker at {where}: {error}; "
                 "start dockerd (scripts/setup-host does) or set --criu-docker-url"

@@ -40,3 +40,7 @@ class CheckpointError(EngineError):
 
 class RestoreError(EngineError):
     """CRIU could not restore the checkpoint; the message quotes CRIU's log and explains it."""
+
+
+class DamagedCheckpointError(RestoreError):
+    """The checkpoint files changed since they were written; retrying cannot help."""

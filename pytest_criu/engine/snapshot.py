@@ -24,7 +24,13 @@ from typing import Any, Literal
 
 from . import labels as labelling
 from .docker import ContainerConfig, DockerEngine, write_nonce
-from .errors import EngineError, PrepareError, ReadinessTimeoutError, RestoreError, SpecError
+from .errors import (
+    DamagedCheckpointError,
+    EngineError,
+    PrepareError,
+    ReadinessTimeoutError,
+    SpecError,
+)
 from .ready import ReadyCheck, wait_until_ready
 from .spec import ContainerSpec, Port, PortLike, Strategy
 from .store import Snapshot, file_sizes
@@ -44,6 +50,7 @@ class Options:
     pull: bool = True
     volume_policy: Literal["tmpfs", "refuse"] = "tmpfs"
     restore_ahead: bool = False
+    restore_retries: int = 0
 
 
 @dataclass
@@ -295,17 +302,21 @@ class WarmContainer:
         previous = self._current
         self._current = None
         self._lost = "the last reset failed; the next marked test tries again"
-        if self.mode == "recreate":
-            if previous is not None:
-                self._discard(previous.id)
-            self._current = self._start_prepared(self._base_image, "recreated")
-        elif self.options.strategy == "inplace":
-            assert previous is not None
-            self._current = self._restore_in_place(previous.id)
-        else:
-            if previous is not None:
-                self._discard(previous.id)
-            self._current = self._take_next()
+        if previous is not None and (self.mode == "recreate" or self.options.strategy == "fresh"):
+            self._discard(previous.id)
+            previous = None
+        retries = self.options.restore_retries
+        for attempt in range(retries + 1):
+            try:
+                self._current = self._reset_once(previous)
+                break
+            except DamagedCheckpointError:
+                raise
+            except EngineError as error:
+                if attempt == retries:
+                    raise
+                first_line = str(error).splitlines()[0]
+                self.say(f"{self.name}: reset failed ({first_line}); retry {attempt + 1}/{retries}")
         elapsed = time.monotonic() - began
         self.restores += 1
         self.stats.resets.append(elapsed)
@@ -314,6 +325,13 @@ class WarmContainer:
         if self._ahead is not None:
             self._next = self._ahead.submit(self._restore_one)
         return elapsed
+
+    def _reset_once(self, previous: _Container | None) -> _Container:
+        if self.mode == "recreate":
+            return self._start_prepared(self._base_image, "recreated")
+        if self.options.strategy == "inplace" and previous is not None:
+            return self._restore_in_place(previous.id)
+        return self._take_next()
 
     def close(self) -> None:
         """Remove every container and image this warm container created."""
@@ -412,7 +430,7 @@ class WarmContainer:
         assert self._snapshot_image is not None
         damage = self._snapshot.damage() if self._snapshot else None
         if damage is not None:
-            raise RestoreError(
+            raise DamagedCheckpointError(
                 f"{self.name}: {damage}: the checkpoint was damaged or changed after it was "
                 "taken; restoring it could hang CRIU. Rerun (with --criu-cache, "
                 "--criu-cache-clear rebuilds it)"
@@ -427,7 +445,9 @@ class WarmContainer:
         try:
             self.engine.restore(container_id, CHECKPOINT_NAME)
         except EngineError as error:
-            raise type(error)(f"{self.name}: {error}{self._log_tail(container_id)}") from None
+            tail = self._log_tail(container_id)
+            self._discard(container_id)
+            raise type(error)(f"{self.name}: {error}{tail}") from None
         clock = self._lap("engine restore", clock)
         container = self._inspect(container_id)
         self._lap("inspect", clock)

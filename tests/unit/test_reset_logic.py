@@ -1,0 +1,154 @@
+"""WarmContainer's reset logic with a hand-written engine fake: retries, damage, strategies."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_criu.engine.docker import ContainerConfig
+from pytest_criu.engine.errors import DamagedCheckpointError, RestoreError
+from pytest_criu.engine.labels import Owner
+from pytest_criu.engine.snapshot import Options, WarmContainer
+from pytest_criu.engine.spec import Port, build_spec
+from pytest_criu.engine.store import Snapshot, file_sizes
+
+
+class FakeEngine:
+    """Containers are ids; restores fail while ``failures`` is positive."""
+
+    base_url = None
+
+    def __init__(self, root: Path, failures: int = 0) -> None:
+        self.root = root
+        self.failures = failures
+        self.created: list[str] = []
+        self.removed: list[str] = []
+        self.restored: list[str] = []
+
+    def create(self, config: ContainerConfig) -> str:
+        container_id = f"c{len(self.created) + 1}"
+        self.created.append(container_id)
+        return container_id
+
+    def checkpoint_dir(self, container_id: str, name: str) -> Path:
+        return self.root / container_id / name
+
+    def place_checkpoint(self, source: Path, container_id: str, name: str, *, owner: str) -> Path:
+        target = self.checkpoint_dir(container_id, name)
+        target.mkdir(parents=True)
+        return target
+
+    def restore(self, container_id: str, name: str) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RestoreError("CRIU could not restore the checkpoint: content already exists")
+        self.restored.append(container_id)
+
+    def inspect(self, container_id: str) -> dict[str, Any]:
+        return {"State": {"Running": True}}
+
+    def published_ports(self, info: Mapping[str, Any]) -> dict[Port, int]:
+        return {Port(80): 30000 + len(self.restored)}
+
+    def address(self, info: Mapping[str, Any]) -> str | None:
+        return None
+
+    def remove(self, container_id: str) -> None:
+        self.removed.append(container_id)
+
+    def kill(self, container_id: str) -> None:
+        pass
+
+    def forget_restore_copy(self, container_id: str) -> None:
+        pass
+
+    def logs(self, container_id: str, *, tail: int | str = "all") -> str:
+        return ""
+
+
+def warm(tmp_path: Path, engine: FakeEngine, **options: Any) -> tuple[WarmContainer, list[str]]:
+    said: list[str] = []
+    checkpoint = tmp_path / "source" / "checkpoints" / "pytest-criu"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "pages-1.img").write_bytes(b"p" * 100)
+    controller = WarmContainer(
+        name="box",
+        spec=build_spec(image="tiny", ports=[80]),
+        ready=(),
+        prepare=None,
+        engine=engine,  # type: ignore[arg-type]
+        owner=Owner.current("session"),
+        options=Options(**options),
+        say=said.append,
+    )
+    snapshot = Snapshot(
+        checkpoint=str(checkpoint), image="sha256:snap", files=file_sizes(checkpoint)
+    )
+    controller.adopt(snapshot, "prepared")
+    return controller, said
+
+
+def test_first_test_gets_the_first_restore_without_waiting(tmp_path: Path) -> None:
+    engine = FakeEngine(tmp_path)
+    controller, _ = warm(tmp_path, engine)
+    assert controller.reset() == 0.0
+    assert engine.restored == ["c1"]
+    controller.reset()
+    assert engine.restored == ["c1", "c2"]
+    assert controller.handle.port(80) == 30002
+    assert controller.restores == 2
+    controller.close()
+    assert sorted(engine.removed) == ["c1", "c2"]
+
+
+def test_failed_restore_is_retried_when_asked(tmp_path: Path) -> None:
+    engine = FakeEngine(tmp_path)
+    controller, said = warm(tmp_path, engine, restore_retries=1)
+    controller.touch()
+    engine.failures = 1
+    controller.reset()
+    assert engine.restored == ["c1", "c3"], "c2 failed, c3 is the retry"
+    assert any(
+        "reset failed (box: CRIU could not restore" in line and "retry 1/1" in line for line in said
+    )
+    controller.close()
+    assert "c2" in engine.removed, "the failed container is removed"
+
+
+def test_without_retries_the_failure_reaches_the_test(tmp_path: Path) -> None:
+    engine = FakeEngine(tmp_path)
+    controller, _ = warm(tmp_path, engine)
+    controller.touch()
+    engine.failures = 1
+    with pytest.raises(RestoreError, match="box: CRIU could not restore"):
+        controller.reset()
+    with pytest.raises(Exception, match="box: no running container: the last reset failed"):
+        _ = controller.handle.id
+    controller.reset()
+    assert controller.handle.id == "c3"
+    controller.close()
+
+
+def test_damaged_checkpoint_is_not_retried(tmp_path: Path) -> None:
+    engine = FakeEngine(tmp_path)
+    controller, _ = warm(tmp_path, engine, restore_retries=3)
+    controller.touch()
+    (tmp_path / "source" / "checkpoints" / "pytest-criu" / "pages-1.img").write_bytes(b"x")
+    with pytest.raises(DamagedCheckpointError, match=r"pages-1\.img has 1 bytes, 100 at checkpoint"):
+        controller.reset()
+    assert engine.created == ["c1"], "no container was created for a damaged checkpoint"
+    controller.close()
+
+
+def test_inplace_restores_the_same_container(tmp_path: Path) -> None:
+    engine = FakeEngine(tmp_path)
+    controller, _ = warm(tmp_path, engine, strategy="inplace")
+    controller.touch()
+    controller.reset()
+    controller.reset()
+    assert engine.restored == ["c1", "c1", "c1"]
+    assert engine.created == ["c1"]
+    controller.close()
