@@ -380,7 +380,9 @@ def test_checkpoint_failure_is_explained(pytester: pytest.Pytester, no_leaks: No
 
 
 @contextlib.contextmanager
-def _run_until(pytester: pytest.Pytester, marker: Path) -> Iterator[subprocess.Popen[bytes]]:
+def _run_until(
+    pytester: pytest.Pytester, marker: Path, poll: float = 0.1
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start an inner pytest run, yield it once its test runs; never leave it behind."""
     with subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"],
@@ -394,7 +396,7 @@ def _run_until(pytester: pytest.Pytester, marker: Path) -> Iterator[subprocess.P
             while not marker.exists():
                 assert process.poll() is None, process.communicate()[0].decode()
                 assert time.monotonic() < deadline, "the inner run never reached the test"
-                time.sleep(0.1)
+                time.sleep(poll)
             yield process
         finally:
             if process.poll() is None:
@@ -447,3 +449,51 @@ def test_killed_run_is_reaped_by_the_next(
     result.stdout.fnmatch_lines(
         ["*removed * containers and * images left by crashed pytest-criu runs*"]
     )
+
+
+def test_sigint_during_prepare_removes_everything(
+    pytester: pytest.Pytester, prepare_log: Path, no_leaks: None
+) -> None:
+    pytester.makeconftest(
+        BOX.replace(
+            "    assert code == 0, out\n",
+            "    assert code == 0, out\n"
+            "    import time\n"
+            "    open(os.environ['MARKER'], 'w').close()\n"
+            "    time.sleep(120)\n",
+        )
+    )
+    pytester.makepyfile(test_waits=BOX_TESTS)
+    with _run_until(pytester, pytester.path / "in-prepare") as process:
+        assert len(containers_of(process.pid)) == 1, "the source container is being prepared"
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=120)[0].decode()
+    assert "KeyboardInterrupt" in output, output
+    assert "conftest.py:" in output, f"interrupted inside prepare (in conftest.py): {output}"
+    assert containers_of(process.pid) == set()
+
+
+RESTORING_TESTS = """
+import os
+import pytest
+
+@pytest.mark.parametrize("i", range(40))
+@pytest.mark.criu_snapshot
+def test_quick(box, i):
+    if i == 3:
+        open(os.environ["MARKER"], "w").close()
+"""
+
+
+def test_sigint_while_restoring_between_tests_removes_everything(
+    pytester: pytest.Pytester, prepare_log: Path, no_leaks: None
+) -> None:
+    pytester.makeconftest(BOX)
+    pytester.makepyfile(test_quick=RESTORING_TESTS)
+    # Test 3 ends as the marker appears; the next test's reset (a restore, ~0.5 s) follows.
+    with _run_until(pytester, pytester.path / "after-3", poll=0.005) as process:
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=120)[0].decode()
+    (where,) = [line for line in output.splitlines() if line.endswith(": KeyboardInterrupt")]
+    assert "test_quick.py" not in where, f"interrupted in the plugin's reset, not the test: {where}"
+    assert containers_of(process.pid) == set()

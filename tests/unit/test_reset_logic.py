@@ -137,7 +137,9 @@ def test_damaged_checkpoint_is_not_retried(tmp_path: Path) -> None:
     controller, _ = warm(tmp_path, engine, restore_retries=3)
     controller.touch()
     (tmp_path / "source" / "checkpoints" / "pytest-criu" / "pages-1.img").write_bytes(b"x")
-    with pytest.raises(DamagedCheckpointError, match=r"pages-1\.img has 1 bytes, 100 at checkpoint"):
+    with pytest.raises(
+        DamagedCheckpointError, match=r"pages-1\.img has 1 bytes, 100 at checkpoint"
+    ):
         controller.reset()
     assert engine.created == ["c1"], "no container was created for a damaged checkpoint"
     controller.close()

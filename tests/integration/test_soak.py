@@ -1,0 +1,80 @@
+"""Soak: 500 marked tests in one session; nothing in the per-test path grows."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers import TINY_IMAGE
+
+RESTORES = 500
+
+CONFTEST = f"""
+from pytest_criu import ready, warm_container
+
+box = warm_container(
+    "{TINY_IMAGE}",
+    command=["sh", "-c", "echo booted; exec sleep 100000"],
+    tmpfs={{"/data": ""}},
+    ready=ready.log("booted"),
+    prepare=lambda handle: handle.exec(["touch", "/data/seed"]),
+)
+"""
+
+TESTS = f"""
+import json
+import os
+import threading
+import docker
+import pytest
+
+SAMPLES = os.environ["SOAK_SAMPLES"]
+
+def sample(box):
+    status = dict(
+        line.split(":", 1) for line in open("/proc/self/status").read().splitlines()
+    )
+    client = docker.from_env()
+    label = f"io.pytest-criu.owner-pid={{os.getpid()}}"
+    containers = len(client.api.containers(all=True, filters={{"label": label}}))
+    client.close()
+    return {{
+        "fds": len(os.listdir("/proc/self/fd")),
+        "threads": threading.active_count(),
+        "rss_kib": int(status["VmRSS"].split()[0]),
+        "containers": containers,
+    }}
+
+@pytest.mark.parametrize("i", range({RESTORES}))
+@pytest.mark.criu_snapshot
+def test_soak(box, i):
+    assert box.exec(["ls", "/data"])[1].split() == ["seed"]
+    box.exec(["touch", "/data/dirty"])
+    if i in (20, {RESTORES - 1}):
+        with open(SAMPLES, "a") as out:
+            out.write(json.dumps(sample(box)) + "\\n")
+"""
+
+
+def test_five_hundred_restores_leak_nothing(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    no_leaks: None,
+) -> None:
+    samples = pytester.path / "samples.jsonl"
+    monkeypatch.setenv("SOAK_SAMPLES", str(samples))
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_soak=TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", timeout=1800)
+    result.assert_outcomes(passed=RESTORES)
+    early, late = (json.loads(line) for line in samples.read_text().splitlines())
+    with capsys.disabled():
+        print(f"\nsoak: after 21 restores {early}; after {RESTORES} restores {late}")
+    # Container removal runs in the background: the current one plus at most two in flight.
+    assert late["containers"] <= 3, (early, late)
+    assert late["fds"] <= early["fds"] + 2, (early, late)
+    assert late["threads"] <= early["threads"], (early, late)
+    assert late["rss_kib"] - early["rss_kib"] < 16 * 1024, (early, late)
+    result.stdout.fnmatch_lines([f"box: snapshot/fresh; prepared in *; {RESTORES} restores*"])
