@@ -229,3 +229,21 @@ def test_unreachable_docker_url_skips_marked_and_errors_users(suite: pytest.Pyte
             "SKIPPED*snapshots unavailable: docker: *",
         ]
     )
+
+
+def test_criu_path_that_is_not_executable_skips_with_the_reason(suite: pytest.Pytester) -> None:
+    not_executable = suite.path / "criu"
+    not_executable.write_text("#!/bin/sh\n")
+    not_executable.chmod(0o644)
+    suite.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.criu_snapshot
+        def test_marked(box):
+            pass
+        """
+    )
+    result = suite.runpytest(f"--criu-binary={not_executable}", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines([f"SKIPPED*snapshots unavailable: criu: {not_executable}*"])
