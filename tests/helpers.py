@@ -19,6 +19,50 @@ TINY_IMAGE = os.environ.get("PYTEST_CRIU_TINY_IMAGE", "pytest-criu/tiny:latest")
 SERVICES_IMAGE = os.environ.get("PYTEST_CRIU_SERVICES_IMAGE", "pytest-criu/services:latest")
 
 
+BOX_CONFTEST = f"""
+import os
+from pytest_criu import ready, warm_container
+
+def seed(handle):
+    with open(os.environ["PREPARE_LOG"], "a") as log:
+        log.write(f"{{os.getpid()}}\\n")
+    code, out = handle.exec(["sh", "-c", "echo seeded > /seed && echo t > /data/seed"])
+    assert code == 0, out
+
+box = warm_container(
+    os.environ.get("BOX_IMAGE", "{TINY_IMAGE}"),
+    command=["sh", "-c", "echo booted; exec sleep 100000"],
+    tmpfs={{"/data": ""}},
+    ready=ready.log("booted"),
+    prepare=seed,
+)
+"""
+"""A conftest declaring ``box``: a tiny container whose ``prepare`` logs to $PREPARE_LOG."""
+
+
+def box_tests(count: int) -> str:
+    """A test module with ``count`` marked tests that check ``box`` is pristine, then dirty it."""
+    return f"""
+import pytest
+
+def sh(handle, script):
+    return handle.exec(["sh", "-c", script])[1].strip()
+
+@pytest.mark.parametrize("i", range({count}))
+@pytest.mark.criu_snapshot
+def test_pristine(box, i):
+    assert sh(box, "cat /seed") == "seeded"
+    assert sh(box, "ls /data") == "seed"
+    assert sh(box, "test -e /dirty && echo dirty || echo clean") == "clean"
+    sh(box, "touch /dirty /data/dirty")
+"""
+
+
+def prepares(path: Path) -> list[str]:
+    """The lines ``prepare`` of :data:`BOX_CONFTEST` logged: one per call."""
+    return path.read_text().splitlines() if path.exists() else []
+
+
 def labelled_resources() -> tuple[set[str], set[str]]:
     """Ids of containers and images pytest-criu labelled for this process or a finished one.
 

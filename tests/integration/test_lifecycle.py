@@ -13,52 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SERVICES_IMAGE, TINY_IMAGE, containers_of, labelled_resources
-
-BOX = f"""
-import os
-from pytest_criu import ready, warm_container
-
-def seed(handle):
-    with open(os.environ["PREPARE_LOG"], "a") as log:
-        log.write("prepared\\n")
-    code, out = handle.exec(["sh", "-c", "echo seeded > /seed && echo t > /data/seed"])
-    assert code == 0, out
-
-box = warm_container(
-    "{TINY_IMAGE}",
-    command=["sh", "-c", "echo booted; exec sleep 100000"],
-    tmpfs={{"/data": ""}},
-    ready=ready.log("booted"),
-    prepare=seed,
+from tests.helpers import (
+    BOX_CONFTEST,
+    SERVICES_IMAGE,
+    TINY_IMAGE,
+    box_tests,
+    containers_of,
+    labelled_resources,
+    prepares,
 )
-"""
 
-BOX_TESTS = """
-import pytest
-
-def sh(handle, script):
-    return handle.exec(["sh", "-c", script])[1].strip()
-
-@pytest.mark.parametrize("i", range(3))
-@pytest.mark.criu_snapshot
-def test_pristine(box, i):
-    assert sh(box, "cat /seed") == "seeded"
-    assert sh(box, "ls /data") == "seed"
-    assert sh(box, "test -e /dirty && echo dirty || echo clean") == "clean"
-    sh(box, "touch /dirty /data/dirty")
-"""
-
-
-@pytest.fixture
-def prepare_log(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = pytester.path / "prepare.log"
-    monkeypatch.setenv("PREPARE_LOG", str(path))
-    return path
+BOX = BOX_CONFTEST
+BOX_TESTS = box_tests(3)
 
 
 def prepare_count(path: Path) -> int:
-    return len(path.read_text().splitlines()) if path.exists() else 0
+    return len(prepares(path))
 
 
 def test_fresh_strategy_prepares_once(

@@ -11,52 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TINY_IMAGE
+from tests.helpers import BOX_CONFTEST, TINY_IMAGE, box_tests, prepares
 
-CONFTEST = f"""
-import os
-from pytest_criu import ready, warm_container
-
-def seed(handle):
-    with open(os.environ["PREPARE_LOG"], "a") as log:
-        log.write(f"{{os.getpid()}}\\n")
-    code, out = handle.exec(["sh", "-c", "echo seeded > /seed && echo t > /data/seed"])
-    assert code == 0, out
-
-box = warm_container(
-    os.environ.get("BOX_IMAGE", "{TINY_IMAGE}"),
-    command=["sh", "-c", "echo booted; exec sleep 100000"],
-    tmpfs={{"/data": ""}},
-    ready=ready.log("booted"),
-    prepare=seed,
-)
-"""
-
-TESTS = """
-import pytest
-
-def sh(handle, script):
-    return handle.exec(["sh", "-c", script])[1].strip()
-
-@pytest.mark.parametrize("i", range(8))
-@pytest.mark.criu_snapshot
-def test_pristine(box, i):
-    assert sh(box, "cat /seed") == "seeded"
-    assert sh(box, "ls /data") == "seed"
-    assert sh(box, "test -e /dirty && echo dirty || echo clean") == "clean"
-    sh(box, "touch /dirty /data/dirty")
-"""
-
-
-@pytest.fixture
-def prepare_log(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = pytester.path / "prepare.log"
-    monkeypatch.setenv("PREPARE_LOG", str(path))
-    return path
-
-
-def prepares(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
+CONFTEST = BOX_CONFTEST
+TESTS = box_tests(8)
 
 
 @pytest.fixture
