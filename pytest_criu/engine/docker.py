@@ -19,11 +19,11 @@ import docker.errors
 import requests
 
 from . import criu_log
+from .daemon import DaemonPaths
 from .errors import CheckpointError, EngineError, ImageNotFoundError, RestoreError
 from .spec import ContainerSpec, Port
 
 NONCE_FILE = "pytest-criu-nonce"
-RUNC_ROOTS = ("/run/docker/runtime-runc/moby", "/var/run/docker/runtime-runc/moby")
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,20 @@ class DockerEngine:
             ) from None
         self.base_url = base_url
         self.timeout = timeout
-        self._restore_tmp: str | None = None
+        self._daemon_paths: DaemonPaths | None = None
         self._info: dict[str, Any] | None = None
 
     def close(self) -> None:
         self.api.close()
+
+    @property
+    def daemon_paths(self) -> DaemonPaths:
+        """Where the daemon behind this connection keeps runc and containerd state."""
+        if self._daemon_paths is None:
+            where = self.base_url or os.environ.get("DOCKER_HOST") or ""
+            socket_path = where.removeprefix("unix://") if where.startswith("unix://") else None
+            self._daemon_paths = DaemonPaths.of_socket(socket_path if where else None)
+        return self._daemon_paths
 
     # -- daemon ---------------------------------------------------------------------------
 
@@ -190,10 +199,9 @@ class DockerEngine:
         and never deletes it (about 1.3 GB per test run here). The copy holds the nonce file
         naming the container, which identifies it among other runs' copies.
         """
-        if self._restore_tmp is None:
-            self._restore_tmp = _containerd_tmpdir()
         try:
-            entries = list(os.scandir(self._restore_tmp))
+            with os.scandir(self.daemon_paths.containerd_tmp) as scan:
+                entries = list(scan)
         except OSError:
             return
         for entry in entries:
@@ -314,7 +322,7 @@ class DockerEngine:
                 timeout=self.timeout,
             )
         except requests.exceptions.Timeout:
-            log = _restore_log(container_id)
+            log = _restore_log(container_id, self.daemon_paths.task_roots)
             stopped = _kill_restore(container_id)
             raise RestoreError(
                 criu_log.describe_failure(
@@ -328,13 +336,18 @@ class DockerEngine:
             return
         message = _error_text(response)
         raise RestoreError(
-            criu_log.describe_failure("restore the checkpoint", message, _restore_log(container_id))
+            criu_log.describe_failure(
+                "restore the checkpoint",
+                message,
+                _restore_log(container_id, self.daemon_paths.task_roots),
+            )
         )
 
     def _reproduce_dump(self, container_id: str) -> str | None:
         """Run the failed dump again through runc to keep CRIU's log (Docker deletes it)."""
         runc = shutil.which("runc")
-        root = next((path for path in RUNC_ROOTS if Path(path, container_id).exists()), None)
+        roots = self.daemon_paths.runc_roots
+        root = next((path for path in roots if Path(path, container_id).exists()), None)
         if runc is None or root is None:
             return None
         with tempfile.TemporaryDirectory(prefix="pytest-criu-dump-") as scratch:
@@ -380,33 +393,9 @@ class DockerEngine:
             raise EngineError(f"Docker did not answer when asked to {action}: {error}") from None
 
 
-TASK_ROOTS = (
-    "/run/docker/containerd/daemon/io.containerd.runtime.v2.task/moby",
-    "/run/containerd/io.containerd.runtime.v2.task/moby",
-)
-
-
-def _containerd_tmpdir() -> str:
-    """The TMPDIR of the containerd that Docker runs (where restores are unpacked)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().strip() != "containerd":
-                continue
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        for item in environ:
-            if item.startswith(b"TMPDIR="):
-                return item.split(b"=", 1)[1].decode() or "/tmp"
-        return "/tmp"
-    return "/tmp"
-
-
-def _restore_log(container_id: str) -> str | None:
+def _restore_log(container_id: str, task_roots: tuple[str, ...]) -> str | None:
     """CRIU's restore log, while containerd still has the task's work directory."""
-    for root in TASK_ROOTS:
+    for root in task_roots:
         log = Path(root, container_id, "work", "restore.log")
         with contextlib.suppress(OSError):
             return log.read_text(errors="replace")

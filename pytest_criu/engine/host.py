@@ -14,7 +14,6 @@ import platform
 import re
 import shutil
 import socket
-import struct
 import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,8 @@ from urllib.parse import urlsplit
 import docker
 import docker.errors
 import docker.utils
+
+from .daemon import option_value, socket_peer_pid
 
 Status = Literal["ok", "warn", "fail", "skip"]
 
@@ -285,14 +286,8 @@ def short_error(text: str) -> str:
     return errno.group(0).strip() if errno else text
 
 
-def dockerd_option(cmdline: Sequence[str], option: str) -> str | None:
-    """The value of ``--option VALUE`` or ``--option=VALUE`` in a dockerd command line."""
-    for index, argument in enumerate(cmdline):
-        if argument == option and index + 1 < len(cmdline):
-            return cmdline[index + 1]
-        if argument.startswith(f"{option}="):
-            return argument.split("=", 1)[1]
-    return None
+dockerd_option = option_value
+"""The value of ``--option VALUE`` or ``--option=VALUE`` in a dockerd command line."""
 
 
 # -- host probing --------------------------------------------------------------------------
@@ -752,7 +747,7 @@ def _find_daemon(url: str, timeout: float) -> _Daemon | None:
     pid = None
     parts = urlsplit(url)
     if parts.scheme in ("unix", "http+unix"):
-        pid = _socket_peer_pid(parts.path, timeout)
+        pid = socket_peer_pid(parts.path, timeout)
     if pid is not None and not _is_dockerd(pid):
         pid = None  # e.g. systemd socket activation: the peer is pid 1
     if pid is None and url in (DEFAULT_DOCKER_URL, "unix:///run/docker.sock"):
@@ -787,20 +782,6 @@ def _unix_socket_problem(url: str, timeout: float) -> str | None:
     except OSError as error:
         return f"{parts.path}: {error.strerror or error}"
     return None
-
-
-def _socket_peer_pid(path: str, timeout: float) -> int | None:
-    if not hasattr(socket, "SO_PEERCRED"):
-        return None
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(path)
-            raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    except OSError:
-        return None
-    pid: int = struct.unpack("3i", raw)[0]
-    return pid or None
 
 
 def _pid_from_files(paths: Iterable[str]) -> int | None:

@@ -1,0 +1,108 @@
+"""Where a local dockerd keeps its runtime state, read from /proc.
+
+Docker's API does not say where runc's state, containerd's task directories (with CRIU's
+logs) or containerd's unpacked restore copies live; they follow from the daemon's
+``--exec-root`` and its containerd's ``TMPDIR``. Two daemons on one host (a test matrix)
+differ in both, so each engine finds its own daemon through its socket.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_EXEC_ROOT = "/var/run/docker"
+
+
+def socket_peer_pid(path: str, timeout: float = 2.0) -> int | None:
+    """The pid of the process serving the unix socket ``path`` (SO_PEERCRED), or ``None``."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return None
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(path)
+            raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    pid: int = struct.unpack("3i", raw)[0]
+    return pid or None
+
+
+def option_value(cmdline: Sequence[str], option: str) -> str | None:
+    """The value of ``--option VALUE`` or ``--option=VALUE`` in a command line."""
+    for index, argument in enumerate(cmdline):
+        if argument == option and index + 1 < len(cmdline):
+            return cmdline[index + 1]
+        if argument.startswith(f"{option}="):
+            return argument.split("=", 1)[1]
+    return None
+
+
+@dataclass(frozen=True)
+class DaemonPaths:
+    """The local daemon's state directories."""
+
+    exec_root: str = DEFAULT_EXEC_ROOT
+    containerd_tmp: str = "/tmp"
+
+    @property
+    def runc_roots(self) -> tuple[str, ...]:
+        return (f"{self.exec_root}/runtime-runc/moby", "/run/docker/runtime-runc/moby")
+
+    @property
+    def task_roots(self) -> tuple[str, ...]:
+        return (
+            f"{self.exec_root}/containerd/daemon/io.containerd.runtime.v2.task/moby",
+            "/run/containerd/io.containerd.runtime.v2.task/moby",
+        )
+
+    @classmethod
+    def of_socket(cls, path: str | None) -> DaemonPaths:
+        """Find the daemon behind ``path`` (default socket if ``None``) and its containerd."""
+        pid = socket_peer_pid(path or "/var/run/docker.sock")
+        if pid is None:
+            return cls()
+        cmdline = _cmdline(pid)
+        exec_root = option_value(cmdline, "--exec-root") or DEFAULT_EXEC_ROOT
+        containerd = _child(pid, "containerd")
+        tmp = _environment(containerd).get("TMPDIR") if containerd else None
+        if tmp is None:
+            tmp = _environment(pid).get("TMPDIR")  # a managed containerd inherits it
+        return cls(exec_root=exec_root.rstrip("/"), containerd_tmp=tmp or "/tmp")
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def _environment(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
+    return {key: value for key, _, value in pairs}
+
+
+def _child(parent: int, comm: str) -> int | None:
+    with os.scandir("/proc") as entries:
+        pids = [entry.name for entry in entries if entry.name.isdigit()]
+    for pid in pids:
+        try:
+            stat = Path("/proc", pid, "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.find("(") + 1 : stat.rfind(")")]
+        fields = stat.rpartition(")")[2].split()
+        if name == comm and len(fields) > 1 and int(fields[1]) == parent:
+            return int(pid)
+    return None
