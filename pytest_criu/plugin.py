@@ -12,13 +12,14 @@ import pytest
 from . import __version__, options, reporting
 from .engine.errors import CriuError
 from .engine.paths import private_directory
-from .fixtures import declaration_of
+from .fixtures import Declaration, declaration_of
 from .runtime import RUNTIME_KEY, Runtime, runtime_of
 from .xdist import XdistHooks, worker_identity
 
 MARKER = "criu_snapshot"
 TARGETS_KEY = pytest.StashKey[tuple[str, ...]]()
 WARM_KEY = pytest.StashKey[tuple[str, ...]]()
+DECLARATIONS_KEY = pytest.StashKey[dict[str, Declaration]]()
 RESET_KEY = pytest.StashKey[dict[str, float]]()
 
 
@@ -105,8 +106,10 @@ def _validate_marker(*names: str) -> tuple[str, ...]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     problems: list[str] = []
     for item in items:
-        warm = _warm_fixtures(item)
+        declarations = _warm_fixtures(item)
+        warm = tuple(declarations)
         item.stash[WARM_KEY] = warm
+        item.stash[DECLARATIONS_KEY] = declarations
         marker = item.get_closest_marker(MARKER)
         if marker is None:
             continue
@@ -135,17 +138,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         raise pytest.UsageError("pytest-criu: invalid markers:\n  " + "\n  ".join(problems))
 
 
-def _warm_fixtures(item: pytest.Item) -> tuple[str, ...]:
+def _warm_fixtures(item: pytest.Item) -> dict[str, Declaration]:
     # pytest has no public API for "which fixture function provides this name for this item".
     info = getattr(item, "_fixtureinfo", None)
     if info is None:
-        return ()
-    warm = []
+        return {}
+    warm: dict[str, Declaration] = {}
     for name in item.fixturenames:  # type: ignore[attr-defined]
         definitions = info.name2fixturedefs.get(name)
-        if definitions and declaration_of(definitions[-1].func) is not None:
-            warm.append(name)
-    return tuple(warm)
+        declaration = declaration_of(definitions[-1].func) if definitions else None
+        if declaration is not None:
+            warm[name] = declaration
+    return warm
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -153,7 +157,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if TARGETS_KEY not in item.stash:
         return
     runtime = runtime_of(item.config)
-    blocker = runtime.snapshot_blocker
+    declarations = item.stash.get(DECLARATIONS_KEY, {})
+    blocker = next(
+        (
+            reason
+            for name in item.stash[TARGETS_KEY]
+            if (reason := runtime.blocker_for(declarations[name])) is not None
+        ),
+        None,
+    )
     if blocker is None or runtime.settings.fallback == "recreate":
         return
     if runtime.settings.fallback == "fail":

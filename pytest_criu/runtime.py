@@ -17,7 +17,7 @@ from .engine import labels
 from .engine.cachekey import cache_key, inputs_digest, source_digest
 from .engine.docker import DockerEngine
 from .engine.errors import CriuError
-from .engine.host import HostReport, detect_host
+from .engine.host import HostReport, detect_host, known_docker_problem
 from .engine.paths import private_directory
 from .engine.snapshot import Options, WarmContainer
 from .engine.store import CacheStore, LocalStore, RunStore, SnapshotStore
@@ -72,6 +72,16 @@ class Runtime:
     @property
     def snapshot_blocker(self) -> str | None:
         return self.host_report.snapshot_blocker()
+
+    def blocker_for(self, declaration: Declaration) -> str | None:
+        """Why this warm container cannot be snapshotted here, or ``None``."""
+        blocker = self.snapshot_blocker
+        if blocker is not None:
+            return blocker
+        problem = known_docker_problem(self.host_report.docker_version or "")
+        if problem and declaration.spec.network_mode != "host":
+            return f"docker version: {problem} (fix: use Docker 20.10-26.x or network_mode='host')"
+        return None
 
     @property
     def engine(self) -> DockerEngine:
@@ -142,7 +152,7 @@ class Runtime:
         )
         self.controllers[name] = controller
         try:
-            if self.snapshot_blocker is not None:
+            if self.blocker_for(declaration) is not None:
                 controller.start()
                 if self.settings.fallback == "recreate":
                     controller.use_recreate()

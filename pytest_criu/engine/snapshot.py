@@ -266,7 +266,13 @@ class WarmContainer:
         with self._phase("first restore"):
             self._current = self._restore_one()
         self.restores = 1
-        if self.options.restore_ahead and self.options.strategy == "fresh":
+        if self.options.restore_ahead and self.spec.network_mode == "host":
+            # The next container would bind the same host ports and take new connections.
+            self.say(
+                f"{self.name}: restore-ahead is off: with host networking the container "
+                "restored ahead would take over the current one's ports"
+            )
+        elif self.options.restore_ahead and self.options.strategy == "fresh":
             self._ahead = ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix=f"criu-ahead-{self.name}"
             )
