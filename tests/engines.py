@@ -2,12 +2,17 @@
 
 ``scripts/setup-engines`` unpacks Debian's newer ``docker.io`` and ``containerd`` packages into
 ``/opt/pytest-criu/engines/<name>`` (``PYTEST_CRIU_ENGINES_PREFIX``). :func:`running_daemon`
-starts one of them as a second daemon that shares nothing with the system's: its own socket,
-data root, exec root, pid file, config file (experimental on), bridge, managed containerd and
-containerd ``TMPDIR``, with bookworm's runc (``<prefix>/bin/runc``) and the CRIU wrapper's
-directory on its PATH. It never touches ``docker0``, iptables or ``ip_forward``; on the way out
-it removes every container, stops the daemon, kills what is left of it (found by its private
-paths), unmounts what it mounted, and deletes its directory and bridge.
+starts one of them as a second daemon beside the system's: its own socket, data root, exec
+root, pid file, config file (experimental on), bridge and managed containerd, with bookworm's
+runc (``<prefix>/bin/runc``) and the CRIU wrapper's directory on its PATH. It never touches
+``docker0``, iptables or ``ip_forward``; on the way out it removes every container, stops the
+daemon, kills what is left of it (found by its private paths), unmounts what it mounted, and
+deletes its directory and bridge.
+
+Its containerd gets the main containerd's ``TMPDIR``, where both unpack the checkpoints they
+restore (``ctrd-checkpoint*``): the plugin deletes those copies from the ``TMPDIR`` of the first
+containerd it finds in /proc, whichever daemon it talks to, so with two directories one of
+the daemons would keep its copies, depending on pid order.
 """
 
 from __future__ import annotations
@@ -30,12 +35,12 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from pytest_criu.engine.daemon import DaemonPaths
+from pytest_criu.engine.docker import NONCE_FILE
 from tests.helpers import TINY_IMAGE
 
 ENGINES_PREFIX = Path(os.environ.get("PYTEST_CRIU_ENGINES_PREFIX", "/opt/pytest-criu/engines"))
 SETUP_HINT = "run: sudo bash scripts/setup-engines"
-#: Held while a daemon picks a free subnet and creates its bridge (concurrent runs).
-NETWORK_LOCK = Path("/run/lock/pytest-criu-engines.lock")
 #: Subnets tried for the bridges, in order: 172.31.200.0/24 ... 172.31.249.0/24.
 SUBNETS = [ipaddress.ip_network(f"172.31.{n}.0/24") for n in range(200, 250)]
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
@@ -97,10 +102,8 @@ class EngineDaemon:
     subnet: str
     log: Path
 
-    @property
-    def containerd_tmpdir(self) -> Path:
-        """Where this daemon's containerd unpacks the checkpoints it restores."""
-        return self.base / "tmp"
+    tmpdir: Path
+    """containerd's TMPDIR, where it unpacks the checkpoints it restores (shared)."""
 
     @property
     def data_root(self) -> Path:
@@ -115,9 +118,19 @@ class EngineDaemon:
         except OSError:
             return "(no log)"
 
-    def restore_copies(self) -> list[str]:
-        """containerd's unpacked checkpoint copies (``ctrd-checkpoint*``) in its TMPDIR."""
-        return sorted(p.name for p in self.containerd_tmpdir.glob("ctrd-checkpoint*"))
+    def restore_copies_of(self, containers: set[str]) -> list[str]:
+        """containerd's unpacked checkpoint copies that name one of ``containers``."""
+        found = []
+        for copy in self.tmpdir.glob("ctrd-checkpoint*"):
+            with contextlib.suppress(OSError, IndexError):
+                if (copy / NONCE_FILE).read_text().split()[0] in containers:
+                    found.append(str(copy))
+        return sorted(found)
+
+
+def main_containerd_tmpdir(url: str = "unix:///var/run/docker.sock") -> Path:
+    """The TMPDIR of the containerd that the daemon at ``url`` started (``/tmp`` if unset)."""
+    return Path(DaemonPaths.of_socket(url.removeprefix("unix://")).containerd_tmp)
 
 
 @contextlib.contextmanager
@@ -126,15 +139,15 @@ def running_daemon(
 ) -> Iterator[EngineDaemon]:
     """Start ``install``'s dockerd beside the main daemon; always stop it and clean up."""
     base = Path(tempfile.mkdtemp(prefix=f"pcriu-{install.name}-"))
+    tmpdir = main_containerd_tmpdir()
     bridge = f"pcriu{install.major}-{os.getpid():x}"[:15]
     process: subprocess.Popen[bytes] | None = None
     bridge_made = False
     try:
-        (base / "tmp").mkdir()
         config = base / "daemon.json"
         config.write_text(json.dumps({"experimental": True}) + "\n")
+        bridge_made = True  # from here on, delete it whatever happens (the name is ours)
         subnet = _make_bridge(bridge)
-        bridge_made = True
         url = f"unix://{base / 'docker.sock'}"
         log = base / "dockerd.log"
         bin_dir = str(install.bin_dir)
@@ -163,11 +176,11 @@ def running_daemon(
                     "PATH": f"{bin_dir}:{criu_dir}:{SYSTEM_PATH}",
                     "HOME": "/root",
                     "LANG": "C.UTF-8",
-                    "TMPDIR": str(base / "tmp"),
+                    "TMPDIR": str(tmpdir),
                 },
                 start_new_session=True,
             )
-        daemon = EngineDaemon(install, base, url, process.pid, bridge, subnet, log)
+        daemon = EngineDaemon(install, base, url, process.pid, bridge, subnet, log, tmpdir)
         _wait_for(daemon, process, timeout)
         _load_image(TINY_IMAGE, url)
         yield daemon
@@ -182,8 +195,10 @@ def running_daemon(
 
 def _make_bridge(name: str) -> str:
     """Create bridge ``name`` with the first free subnet of :data:`SUBNETS`; return it."""
-    NETWORK_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with NETWORK_LOCK.open("w") as lock:
+    # Locked while picking a free subnet and creating the bridge (concurrent runs): the
+    # engines' directory, which exists whenever an engine does.
+    lock = os.open(ENGINES_PREFIX, os.O_RDONLY | os.O_DIRECTORY)
+    try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         # A bridge of a crashed run of a process with the same pid: ours to replace.
         subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
@@ -197,6 +212,8 @@ def _make_bridge(name: str) -> str:
             ["ip", "addr", "add", f"{gateway}/{subnet.prefixlen}", "dev", name], check=True
         )
         subprocess.run(["ip", "link", "set", name, "up"], check=True)
+    finally:
+        os.close(lock)
     return str(subnet)
 
 
