@@ -18,6 +18,7 @@ the daemons would keep its copies, depending on pid order.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import ipaddress
 import json
@@ -28,7 +29,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +106,9 @@ class EngineDaemon:
     tmpdir: Path
     """containerd's TMPDIR, where it unpacks the checkpoints it restores (shared)."""
 
+    restart: Callable[[], None] = dataclasses.field(compare=False, repr=False)
+    """Stop the daemon (its containers die: no live-restore) and start it again."""
+
     @property
     def data_root(self) -> Path:
         return self.base / "data"
@@ -141,18 +145,15 @@ def running_daemon(
     base = Path(tempfile.mkdtemp(prefix=f"pcriu-{install.name}-"))
     tmpdir = main_containerd_tmpdir()
     bridge = f"pcriu{install.major}-{os.getpid():x}"[:15]
+    url = f"unix://{base / 'docker.sock'}"
+    config = base / "daemon.json"
+    log = base / "dockerd.log"
     process: subprocess.Popen[bytes] | None = None
     bridge_made = False
-    try:
-        config = base / "daemon.json"
-        config.write_text(json.dumps({"experimental": True}) + "\n")
-        bridge_made = True  # from here on, delete it whatever happens (the name is ours)
-        subnet = _make_bridge(bridge)
-        url = f"unix://{base / 'docker.sock'}"
-        log = base / "dockerd.log"
-        bin_dir = str(install.bin_dir)
-        with log.open("wb") as out:
-            process = subprocess.Popen(
+
+    def start() -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            return subprocess.Popen(
                 [
                     str(install.bin_dir / "dockerd"),
                     f"--host={url}",
@@ -173,14 +174,27 @@ def running_daemon(
                 # dockerd finds containerd, the shim and runc (bookworm's, a symlink in
                 # bin_dir) on its PATH, and runc finds criu there.
                 env={
-                    "PATH": f"{bin_dir}:{criu_dir}:{SYSTEM_PATH}",
+                    "PATH": f"{install.bin_dir}:{criu_dir}:{SYSTEM_PATH}",
                     "HOME": "/root",
                     "LANG": "C.UTF-8",
                     "TMPDIR": str(tmpdir),
                 },
                 start_new_session=True,
             )
-        daemon = EngineDaemon(install, base, url, process.pid, bridge, subnet, log, tmpdir)
+
+    def restart() -> None:
+        nonlocal process
+        assert process is not None
+        _stop(process, base, leftovers=False)
+        process = start()
+        _wait_for(daemon, process, timeout)
+
+    try:
+        config.write_text(json.dumps({"experimental": True}) + "\n")
+        bridge_made = True  # from here on, delete it whatever happens (the name is ours)
+        subnet = _make_bridge(bridge)
+        process = start()
+        daemon = EngineDaemon(install, base, url, process.pid, bridge, subnet, log, tmpdir, restart)
         _wait_for(daemon, process, timeout)
         _load_image(TINY_IMAGE, url)
         yield daemon
@@ -290,9 +304,13 @@ def _load_image(image: str, url: str) -> None:
         )
 
 
-def _stop(process: subprocess.Popen[bytes], base: Path) -> None:
-    """Remove the daemon's containers, stop it, and kill anything left that uses ``base``."""
-    if process.poll() is None:
+def _stop(process: subprocess.Popen[bytes], base: Path, *, leftovers: bool = True) -> None:
+    """Stop the daemon and kill anything left that uses ``base``.
+
+    With ``leftovers`` its containers are removed first; without, they stay (dead) as after
+    a daemon restart.
+    """
+    if process.poll() is None and leftovers:
         client = docker.APIClient(base_url=f"unix://{base / 'docker.sock'}", timeout=30)
         try:
             for container in client.containers(all=True):
@@ -302,6 +320,7 @@ def _stop(process: subprocess.Popen[bytes], base: Path) -> None:
             pass
         finally:
             client.close()
+    if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=30)
@@ -315,6 +334,9 @@ def _stop(process: subprocess.Popen[bytes], base: Path) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+DAEMON_PROCESSES = ("dockerd", "containerd", "docker-proxy", "runc")
+
+
 def _processes_using(base: Path) -> list[int]:
     marker = str(base).encode()
     found = []
@@ -322,7 +344,9 @@ def _processes_using(base: Path) -> list[int]:
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            if marker in (entry / "cmdline").read_bytes():
+            # Only the daemon's own processes: a pytest run given its socket names base too.
+            daemonish = (entry / "comm").read_text().startswith(DAEMON_PROCESSES)
+            if daemonish and marker in (entry / "cmdline").read_bytes():
                 found.append(int(entry.name))
         except OSError:
             continue

@@ -105,9 +105,10 @@ def orphaned_restore_copies(since: float) -> set[str]:
 
     Copies of live runs (another terminal, a benchmark) are not counted.
     """
-    from pytest_criu.engine.docker import NONCE_FILE, _containerd_tmpdir
+    from pytest_criu.engine.daemon import DaemonPaths
+    from pytest_criu.engine.docker import NONCE_FILE
 
-    root = Path(_containerd_tmpdir())
+    root = Path(DaemonPaths.of_socket(None).containerd_tmp)
     owners: dict[str, Path] = {}
     for entry in root.glob("ctrd-checkpoint*"):
         try:

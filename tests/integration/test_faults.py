@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
 import pytest
 
+from tests.engines import EngineDaemon, find_engine, running_daemon
 from tests.helpers import TINY_IMAGE
 
 BOX = f"""
@@ -100,3 +108,92 @@ def test_damaged_checkpoint_errors_clearly_and_later_tests_run(
             "*box: no running container: the last reset failed; the next marked test tries again*",
         ]
     )
+
+
+@pytest.fixture
+def restartable_daemon() -> Iterator[EngineDaemon]:
+    """A second Docker daemon (26.1) that a test may restart without disturbing the main one."""
+    install, why = find_engine("docker-26")
+    if install is None:
+        pytest.fail(f"{why}; run: sudo bash scripts/setup-engines")
+    criu = shutil.which("criu")
+    assert criu is not None, "no criu on PATH; run scripts/setup-host"
+    with running_daemon(install, criu_dir=os.path.dirname(criu)) as daemon:
+        yield daemon
+
+
+DAEMON_RESTART_TESTS = """
+import os
+import time
+import pytest
+
+def wait_for(path):
+    deadline = time.monotonic() + 120
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, f"nobody wrote {path}"
+        time.sleep(0.05)
+
+@pytest.mark.criu_snapshot
+def test_before(box):
+    assert box.exec(["cat", "/seed"]) == (0, "seeded\\n")
+
+@pytest.mark.criu_snapshot
+def test_during_restart(box):
+    open(os.environ["RESTART_NOW"], "w").close()
+    wait_for(os.environ["RESTARTED"])
+
+@pytest.mark.criu_snapshot
+def test_after(box):
+    assert box.exec(["cat", "/seed"]) == (0, "seeded\\n")
+    assert box.exec(["ls", "/dirty"])[0] != 0
+    box.exec(["touch", "/dirty"])
+
+@pytest.mark.criu_snapshot
+def test_after_again(box):
+    assert box.exec(["ls", "/dirty"])[0] != 0
+"""
+
+
+def test_daemon_restart_mid_session_fails_one_test_and_recovers(
+    pytester: pytest.Pytester, restartable_daemon: EngineDaemon
+) -> None:
+    restart_now, restarted = pytester.path / "restart-now", pytester.path / "restarted"
+    pytester.makeconftest(BOX)
+    pytester.makepyfile(test_restart=DAEMON_RESTART_TESTS)
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        f"--criu-docker-url={restartable_daemon.url}",
+        "--criu-restore-timeout=60",
+    ]
+    environment = {**os.environ, "RESTART_NOW": str(restart_now), "RESTARTED": str(restarted)}
+    with subprocess.Popen(
+        command,
+        cwd=pytester.path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    ) as run:
+        try:
+            deadline = time.monotonic() + 120
+            while not restart_now.exists():
+                assert run.poll() is None, run.communicate()[0].decode()
+                assert time.monotonic() < deadline, "the inner run never reached the restart"
+                time.sleep(0.05)
+            restartable_daemon.restart()
+            restarted.touch()
+            output = run.communicate(timeout=300)[0].decode()
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.communicate()
+    assert "1 failed, 3 passed" in output, output
+    assert "box: the container stopped during the test" in output, output
+    client = restartable_daemon.client()
+    try:
+        assert client.containers(all=True) == [], "the session removed its containers"
+    finally:
+        client.close()
