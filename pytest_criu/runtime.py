@@ -90,10 +90,11 @@ class Runtime:
                 self.settings.docker_url, timeout=self.settings.restore_timeout
             )
             containers, images = labels.reap_orphans(self._engine, [self.owner.session])
-            if containers or images:
+            copies = self._engine.reap_restore_copies()
+            if containers or images or copies:
                 self.say(
-                    f"removed {containers} containers and {images} images left by "
-                    "crashed pytest-criu runs"
+                    f"removed {containers} containers, {images} images and {copies} restore "
+                    "copies left by crashed pytest-criu runs"
                 )
         return self._engine
 

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -191,6 +192,32 @@ class DockerEngine:
         with contextlib.suppress(docker.errors.NotFound):
             self.api.remove_container(container_id, force=True, v=True)
         self.forget_restore_copy(container_id)
+
+    def reap_restore_copies(self, min_age: float = 60.0) -> int:
+        """Delete restore copies of containers that are gone (their run crashed); count them."""
+        try:
+            with os.scandir(self.daemon_paths.containerd_tmp) as scan:
+                entries = [e for e in scan if e.name.startswith("ctrd-checkpoint")]
+        except OSError:
+            return 0
+        now = time.time()
+        owners: dict[str, str] = {}
+        for entry in entries:
+            try:
+                if now - entry.stat().st_mtime < min_age:
+                    continue  # possibly a restore in flight
+                owners[entry.path] = Path(entry.path, NONCE_FILE).read_text().split(" ", 1)[0]
+            except OSError:
+                continue
+        if not owners:
+            return 0
+        existing = {str(c["Id"]) for c in self.api.containers(all=True)}
+        reaped = 0
+        for path, owner in owners.items():
+            if owner not in existing:
+                shutil.rmtree(path, ignore_errors=True)
+                reaped += 1
+        return reaped
 
     def forget_restore_copy(self, container_id: str) -> None:
         """Delete the checkpoint copy containerd unpacked for this container's restore.

@@ -417,7 +417,7 @@ def test_killed_run_is_reaped_by_the_next(
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
-        ["*removed * containers and * images left by crashed pytest-criu runs*"]
+        ["*removed * containers, * images and * restore copies left by crashed pytest-criu runs*"]
     )
 
 
