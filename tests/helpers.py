@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import docker
@@ -131,3 +133,22 @@ def orphaned_restore_copies(since: float) -> set[str]:
     finally:
         client.close()
     return {str(path) for owner, path in owners.items() if owner not in alive}
+
+
+def doctor(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m pytest_criu doctor ARGS`` and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_criu", "doctor", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def line_of(output: str, name: str) -> str:
+    """The doctor's report line of the check called ``name``."""
+    for line in output.splitlines():
+        if line[7:].split("  ")[0].strip() == name:
+            return line
+    raise AssertionError(f"no line for {name!r} in:\n{output}")

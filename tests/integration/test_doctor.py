@@ -20,6 +20,7 @@ import docker.errors
 import pytest
 
 from pytest_criu.engine.host import detect_host
+from tests.helpers import doctor, line_of
 
 pytestmark = pytest.mark.integration
 
@@ -27,25 +28,6 @@ CONSOLE_SCRIPT = Path(sys.executable).parent / "pytest-criu"
 #: The second daemon's PATH: the system directories, without /usr/local/sbin where
 #: scripts/setup-host puts its criu wrapper.
 PLAIN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def doctor(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m pytest_criu doctor ARGS`` and capture its output."""
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_criu", "doctor", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def line_of(output: str, name: str) -> str:
-    """The report line of the check called ``name``."""
-    for line in output.splitlines():
-        if line[7:].split("  ")[0].strip() == name:
-            return line
-    raise AssertionError(f"no line for {name!r} in:\n{output}")
 
 
 def fix_after(output: str, name: str) -> str:

@@ -23,8 +23,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,7 +33,7 @@ import docker
 import pytest
 
 from tests.engines import EngineDaemon, find_engine, running_daemon
-from tests.helpers import TINY_IMAGE
+from tests.helpers import TINY_IMAGE, doctor, line_of
 
 MAIN_URL = "unix:///var/run/docker.sock"
 ISSUE_50750 = (
@@ -142,25 +140,8 @@ def _info(url: str) -> dict[str, Any]:
 # -- doctor ---------------------------------------------------------------------------------
 
 
-def doctor(url: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_criu", "doctor", "--docker-url", url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def line_of(output: str, name: str) -> str:
-    for line in output.splitlines():
-        if line[7:].split("  ")[0].strip() == name:
-            return line
-    raise AssertionError(f"no line for {name!r} in:\n{output}")
-
-
 def test_doctor_passes_on_docker_26(docker26: Target) -> None:
-    result = doctor(docker26.url)
+    result = doctor("--docker-url", docker26.url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[FAIL]" not in result.stdout
     assert line_of(result.stdout, "docker version") == (
@@ -174,7 +155,7 @@ def test_doctor_passes_on_docker_26(docker26: Target) -> None:
 
 
 def test_doctor_warns_about_docker_28_naming_the_issue(docker28: Target) -> None:
-    result = doctor(docker28.url)
+    result = doctor("--docker-url", docker28.url)
     # A warning, not a blocker: host-network containers do restore there.
     assert result.returncode == 0, result.stdout + result.stderr
     line = line_of(result.stdout, "docker version")
