@@ -1,0 +1,1 @@
+"""pytest-criu's benchmark harness: ``python -m benchmarks --quick`` (see benchmarks/README.md)."""

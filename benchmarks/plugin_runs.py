@@ -1,0 +1,219 @@
+"""Strategies (a), (b), (c) and restore-ahead: the real plugin, in a real pytest run.
+
+For each batch a small test suite is generated in a temporary directory (a ``conftest.py``
+declaring the workload with ``warm_container(...)`` and N tests marked
+``@pytest.mark.criu_snapshot``) and pytest runs it in a subprocess with the strategy's
+options and ``--criu-timings``. Each test runs the workload's probe, which fails unless the
+container is pristine. Per-test reset times come from the ``reset NAME SECONDS NODEID`` lines
+``--criu-timings`` prints; :mod:`benchmarks.instrument` adds the phases of every restore,
+CRIU's own time and the gaps between tests.
+
+The first marked test of a run never waits (it gets the container restored right after the
+checkpoint, or in recreate mode the prepared one), so it is left out of every statistic.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .instrument import OUTPUT_ENV, RUN_ENV, SAMPLE_ENV
+from .source import FROZEN_ENV
+from .workloads import REPOSITORY
+
+FIXTURE = "svc"
+TIMING_LINE = re.compile(r"^reset (\S+) (\d+(?:\.\d+)?)s (\S+)$", re.MULTILINE)
+OUTCOMES = re.compile(r"(\d+) (passed|failed|errors?|skipped)")
+
+#: pytest options of each plugin strategy.
+STRATEGY_OPTIONS: dict[str, tuple[str, ...]] = {
+    "fresh": ("--criu-strategy=fresh",),
+    "inplace": ("--criu-strategy=inplace",),
+    "recreate": ("--criu-fallback=recreate", "--criu-binary=/nonexistent"),
+    "ahead": ("--criu-strategy=fresh", "--criu-restore-ahead"),
+}
+
+RESET_TESTS = """
+import pytest
+
+from benchmarks.workloads import WORKLOADS
+
+PROBE = WORKLOADS[{workload!r}].probe
+
+
+@pytest.mark.criu_snapshot
+@pytest.mark.parametrize("i", range({tests}))
+def test_reset({fixture}, i):
+    PROBE({fixture})
+"""
+
+LONG_TESTS = """
+import json
+import os
+import time
+
+import pytest
+
+from benchmarks.workloads import WORKLOADS
+
+PROBE = WORKLOADS[{workload!r}].probe
+LOG = os.environ["PYTEST_CRIU_BENCH_TEST_LOG"]
+
+
+@pytest.mark.criu_snapshot
+@pytest.mark.parametrize("i", range({tests}))
+def test_long({fixture}, i):
+    began = time.monotonic()
+    container = {fixture}.id
+    PROBE({fixture})  # fails unless no test has touched this container
+    time.sleep({sleep!r})  # the test's own work: longer than one restore
+    still = {fixture}.id
+    with open(LOG, "a") as log:
+        log.write(json.dumps({{"i": i, "container": container, "began": began,
+                               "ended": time.monotonic(), "same": still == container}}) + "\\n")
+    assert still == container, "the container changed under a running test"
+"""
+
+
+@dataclass
+class Batch:
+    """One pytest run: a workload, a strategy, N tests."""
+
+    workload: str
+    strategy: str
+    tests: int
+    kind: str = "reset"  # "reset" | "long" | "flat"
+    sleep: float = 0.0
+    sample_every: int = 0
+
+
+@dataclass
+class BatchResult:
+    """What one pytest run measured."""
+
+    batch: Batch
+    returncode: int
+    wall: float
+    resets: list[float] = field(default_factory=list)
+    """The reset each test waited, from ``--criu-timings``, first test excluded."""
+    gaps: list[float] = field(default_factory=list)
+    """From the end of one test's call to the start of the next one's (pytest included)."""
+    outcomes: dict[str, int] = field(default_factory=dict)
+    instrument: dict[str, Any] = field(default_factory=dict)
+    test_log: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def run_batch(batch: Batch, run_id: str, *, timeout: float = 1800.0) -> BatchResult:
+    """Generate the suite, run pytest on it, parse what it printed and recorded."""
+    with tempfile.TemporaryDirectory(prefix="pytest-criu-bench-") as scratch:
+        directory = Path(scratch)
+        (directory / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
+        (directory / "conftest.py").write_text(
+            "from benchmarks.workloads import declare\n\n"
+            f"{FIXTURE} = declare({batch.workload!r}, {run_id!r})\n"
+        )
+        template = LONG_TESTS if batch.kind == "long" else RESET_TESTS
+        (directory / "test_bench.py").write_text(
+            textwrap.dedent(template).format(
+                workload=batch.workload, tests=batch.tests, fixture=FIXTURE, sleep=batch.sleep
+            )
+        )
+        output = directory / "instrument.json"
+        test_log = directory / "tests.jsonl"
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                filter(
+                    None,
+                    [os.environ.get(FROZEN_ENV), str(REPOSITORY), os.environ.get("PYTHONPATH")],
+                )
+            ),
+            OUTPUT_ENV: str(output),
+            RUN_ENV: run_id,
+            SAMPLE_ENV: str(batch.sample_every),
+            "PYTEST_CRIU_BENCH_TEST_LOG": str(test_log),
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "benchmarks.instrument",
+            "--criu-timings",
+            "-q",
+            "-p",
+            "no:randomly",
+            *STRATEGY_OPTIONS[batch.strategy],
+        ]
+        began = time.monotonic()
+        try:
+            completed = subprocess.run(
+                command,
+                cwd=directory,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as error:
+            return BatchResult(
+                batch=batch,
+                returncode=-1,
+                wall=time.monotonic() - began,
+                error=f"pytest did not finish within {timeout:g}s: {_tail(error.stdout)}",
+            )
+        result = BatchResult(
+            batch=batch, returncode=completed.returncode, wall=time.monotonic() - began
+        )
+        stdout = completed.stdout
+        result.outcomes = {kind: int(count) for count, kind in OUTCOMES.findall(_last(stdout))}
+        timings = [float(seconds) for _, seconds, _ in TIMING_LINE.findall(stdout)]
+        result.resets = timings[1:]
+        if output.exists():
+            result.instrument = json.loads(output.read_text())
+        if test_log.exists():
+            result.test_log = [json.loads(line) for line in test_log.read_text().splitlines()]
+        frozen = os.environ.get(FROZEN_ENV)
+        imported = str(result.instrument.get("plugin_file", ""))
+        if frozen and imported and not imported.startswith(frozen):
+            result.error = f"the run imported pytest_criu from {imported}, not the frozen copy"
+            return result
+        calls = result.instrument.get("calls", [])
+        result.gaps = [
+            later["began"] - earlier["ended"] for earlier, later in itertools.pairwise(calls)
+        ]
+        if completed.returncode != 0 or len(timings) != batch.tests:
+            result.error = (
+                f"pytest exited with {completed.returncode}, {len(timings)} of {batch.tests} "
+                f"reset lines: {_tail(stdout + completed.stderr)}"
+            )
+        return result
+
+
+def _last(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _tail(text: str | bytes | None, lines: int = 25) -> str:
+    if text is None:
+        return ""
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    return "\n".join(text.splitlines()[-lines:])
