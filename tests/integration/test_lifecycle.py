@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_criu.engine.docker import DockerEngine
+from pytest_criu.engine.labels import reap_orphans
 from tests.helpers import (
     BOX_CONFTEST,
     SERVICES_IMAGE,
@@ -284,7 +286,9 @@ def test_failed_marked_test_shows_container_logs(
     result.stdout.fnmatch_lines(["*- pytest-criu: box container -*", "*during-test*"])
 
 
-def test_keep_on_failure_keeps_the_container(pytester: pytest.Pytester, prepare_log: Path) -> None:
+def test_keep_on_failure_keeps_the_container(
+    pytester: pytest.Pytester, prepare_log: Path, no_leaks: None
+) -> None:
     pytester.makeconftest(BOX)
     pytester.makepyfile(
         """
@@ -306,8 +310,13 @@ def test_keep_on_failure_keeps_the_container(pytester: pytest.Pytester, prepare_
         (kept_id,) = kept
         result.stdout.fnmatch_lines([f"box: kept container {kept_id[:12]} (docker rm -f *)"])
     finally:
+        # What a user does with a kept container, plus what the next run would reap: its
+        # snapshot image (in use by the kept container at the end of the run).
+        engine = DockerEngine()
         for container_id in kept:
-            subprocess.run(["docker", "rm", "-f", container_id], check=False, capture_output=True)
+            engine.remove(container_id)
+        reap_orphans(engine)
+        engine.close()
 
 
 def test_checkpoint_failure_is_explained(pytester: pytest.Pytester, no_leaks: None) -> None:
