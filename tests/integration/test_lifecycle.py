@@ -191,13 +191,13 @@ def test_container_exiting_during_readiness_fails_fast(
         box = warm_container(
             "{TINY_IMAGE}",
             command=["sh", "-c", "echo bad config >&2; exit 3"],
-            ready=ready.tcp(80, timeout=60),
+            # Far longer than the run may take: only noticing the exit can end the wait.
+            ready=ready.tcp(80, timeout=3600),
             ports=[80],
         )
         """
     )
     pytester.makepyfile("def test_x(box): pass")
-    began = time.monotonic()
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
@@ -206,7 +206,6 @@ def test_container_exiting_during_readiness_fails_fast(
             "*| bad config*",
         ]
     )
-    assert time.monotonic() - began < 60, "did not wait for the timeout"
 
 
 def test_missing_image_is_a_clear_error(pytester: pytest.Pytester) -> None:

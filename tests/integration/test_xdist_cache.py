@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -137,11 +136,9 @@ def test_killed_worker_does_not_hang_the_run(
         )
     )
     pytester.makepyfile(test_box=TESTS)
-    began = time.monotonic()
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", timeout=600)
     outcomes = result.parseoutcomes()
     # the killed worker's test is reported as crashed; every other test passes
     assert outcomes.get("passed", 0) >= 6, outcomes
     assert outcomes.get("failed", 0) <= 1, outcomes
     assert len(prepares(prepare_log)) == 1, "after the first worker died, one other prepared"
-    assert time.monotonic() - began < 300

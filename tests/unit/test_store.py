@@ -108,10 +108,8 @@ def test_lock_wait_times_out_with_a_clear_message(tmp_path: Path) -> None:
             assert holder.stdout is not None
             assert holder.stdout.readline() == b"held\n"
             store = RunStore(directory, lock_timeout=0.5)
-            began = time.monotonic()
             with pytest.raises(HostError, match=r"waited 0.5s for .*k.lock held by another worker"):
                 store.obtain("k", {}, lambda labels: pytest.fail("must not build"))
-            assert time.monotonic() - began < 5
         finally:
             holder.kill()
     # a dead holder releases the lock
