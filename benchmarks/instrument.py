@@ -14,6 +14,19 @@ the end of the session (path in ``$PYTEST_CRIU_BENCH_OUT``):
   outside every timed span);
 - with ``$PYTEST_CRIU_BENCH_SAMPLE_EVERY=N``, every N-th test: the pytest process's RSS,
   threads and open file descriptors, and the number of containers the benchmark run owns.
+
+With ``$PYTEST_CRIU_BENCH_LIGHT=1`` only those samples are taken (nothing is wrapped or kept
+per test), so that the endurance run's memory figures are the plugin's and pytest's own.
+
+``$PYTEST_CRIU_BENCH_PROPOSALS`` (comma-separated) prototypes proposed plugin changes, for
+measuring them before anyone edits the plugin; both only move existing calls:
+
+- ``defer-remove``: a fresh reset removes the previous test's container after the new one is
+  restored instead of before (``_discard`` calls made inside ``reset`` are held back and
+  submitted when it returns), so the removal no longer competes with create and restore;
+- ``ahead-at-adopt``: with ``--criu-restore-ahead``, the first restore-ahead is started right
+  after the first restore instead of after the first reset, so the second test finds a
+  container waiting as well.
 """
 
 from __future__ import annotations
@@ -36,6 +49,9 @@ from .engine_floor import criu_restore_seconds
 from .workloads import BENCH_LABEL
 
 OUTPUT_ENV = "PYTEST_CRIU_BENCH_OUT"
+LIGHT_ENV = "PYTEST_CRIU_BENCH_LIGHT"
+PROPOSALS_ENV = "PYTEST_CRIU_BENCH_PROPOSALS"
+PROPOSALS = ("defer-remove", "ahead-at-adopt")
 SAMPLE_ENV = "PYTEST_CRIU_BENCH_SAMPLE_EVERY"
 RUN_ENV = "PYTEST_CRIU_BENCH_RUN"
 
@@ -50,6 +66,7 @@ class Recorder:
         self.samples: list[dict[str, Any]] = []
         self.criu: list[dict[str, Any]] = []
         self.nodeid = ""
+        self.tests = 0
         self._local = threading.local()
         self._lock = threading.Lock()
         self._seen_restores: set[tuple[str, int]] = set()
@@ -199,8 +216,50 @@ class Recorder:
 _RECORDER = Recorder()
 
 
+def install_proposals(names: set[str]) -> None:
+    """Patch ``WarmContainer`` with the proposed changes named (see the module docstring)."""
+    unknown = names - set(PROPOSALS)
+    if unknown:
+        raise pytest.UsageError(f"unknown proposals: {', '.join(sorted(unknown))}")
+    if "defer-remove" in names:
+        original_reset = WarmContainer.reset
+        original_discard = WarmContainer._discard
+        held = threading.local()
+
+        def discard(self: WarmContainer, container_id: str) -> None:
+            pending = getattr(held, "pending", None)
+            if pending is None:
+                original_discard(self, container_id)
+            else:
+                pending.append(container_id)
+
+        def reset(self: WarmContainer) -> float:
+            held.pending = []
+            try:
+                return original_reset(self)
+            finally:
+                pending, held.pending = held.pending, None
+                for container_id in pending:
+                    original_discard(self, container_id)
+
+        WarmContainer._discard = discard  # type: ignore[method-assign]
+        WarmContainer.reset = reset  # type: ignore[method-assign]
+    if "ahead-at-adopt" in names:
+        original_adopt = WarmContainer.adopt
+
+        def adopt(self: WarmContainer, snapshot: Any, origin: str) -> None:
+            original_adopt(self, snapshot, origin)
+            if self._ahead is not None and self._next is None:
+                self._next = self._ahead.submit(self._restore_one)
+
+        WarmContainer.adopt = adopt  # type: ignore[method-assign]
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    if os.environ.get(OUTPUT_ENV):
+    proposals = {p.strip() for p in os.environ.get(PROPOSALS_ENV, "").split(",") if p.strip()}
+    if proposals:
+        install_proposals(proposals)
+    if os.environ.get(OUTPUT_ENV) and not os.environ.get(LIGHT_ENV):
         _RECORDER.install()
 
 
@@ -213,18 +272,22 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     began = time.monotonic()
-    _RECORDER.note_criu(item.config)
+    light = bool(os.environ.get(LIGHT_ENV))
+    if not light:
+        _RECORDER.note_criu(item.config)
     every = int(os.environ.get(SAMPLE_ENV) or 0)
-    index = len(_RECORDER.calls) + 1
+    _RECORDER.tests += 1
+    index = _RECORDER.tests
     if every and (index == 1 or index % every == 0):
         _RECORDER.sample(item.config, index)
     body = time.monotonic()
     try:
         return (yield)
     finally:
-        _RECORDER.calls.append(
-            {"nodeid": item.nodeid, "began": began, "body": body, "ended": time.monotonic()}
-        )
+        if not light:
+            _RECORDER.calls.append(
+                {"nodeid": item.nodeid, "began": began, "body": body, "ended": time.monotonic()}
+            )
 
 
 @pytest.hookimpl(trylast=True)
@@ -234,6 +297,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     every = int(os.environ.get(SAMPLE_ENV) or 0)
     if every:
-        _RECORDER.sample(session.config, len(_RECORDER.calls) + 1)
+        _RECORDER.sample(session.config, _RECORDER.tests + 1)
         _RECORDER.samples[-1]["after_session"] = True
     _RECORDER.dump(session.config, Path(output))

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .instrument import OUTPUT_ENV, RUN_ENV, SAMPLE_ENV
+from .instrument import LIGHT_ENV, OUTPUT_ENV, PROPOSALS_ENV, RUN_ENV, SAMPLE_ENV
 from .source import FROZEN_ENV
 from .workloads import REPOSITORY
 
@@ -41,6 +41,13 @@ STRATEGY_OPTIONS: dict[str, tuple[str, ...]] = {
     "inplace": ("--criu-strategy=inplace",),
     "recreate": ("--criu-fallback=recreate", "--criu-binary=/nonexistent"),
     "ahead": ("--criu-strategy=fresh", "--criu-restore-ahead"),
+    # Prototypes of proposed plugin changes (see benchmarks/instrument.py).
+    "fresh-deferred": ("--criu-strategy=fresh",),
+    "ahead-early": ("--criu-strategy=fresh", "--criu-restore-ahead"),
+}
+STRATEGY_PROPOSALS: dict[str, str] = {
+    "fresh-deferred": "defer-remove",
+    "ahead-early": "ahead-at-adopt",
 }
 
 RESET_TESTS = """
@@ -55,6 +62,15 @@ PROBE = WORKLOADS[{workload!r}].probe
 @pytest.mark.parametrize("i", range({tests}))
 def test_reset({fixture}, i):
     PROBE({fixture})
+"""
+
+CONTROL_TESTS = """
+import pytest
+
+
+@pytest.mark.parametrize("i", range({tests}))
+def test_control(i):
+    pass
 """
 
 LONG_TESTS = """
@@ -92,9 +108,11 @@ class Batch:
     workload: str
     strategy: str
     tests: int
-    kind: str = "reset"  # "reset" | "long" | "flat"
+    kind: str = "reset"  # "reset" | "long" | "control" (no warm container)
     sleep: float = 0.0
     sample_every: int = 0
+    light: bool = False
+    """Record only the process samples (the endurance run)."""
 
 
 @dataclass
@@ -127,7 +145,7 @@ def run_batch(batch: Batch, run_id: str, *, timeout: float = 1800.0) -> BatchRes
             "from benchmarks.workloads import declare\n\n"
             f"{FIXTURE} = declare({batch.workload!r}, {run_id!r})\n"
         )
-        template = LONG_TESTS if batch.kind == "long" else RESET_TESTS
+        template = {"long": LONG_TESTS, "control": CONTROL_TESTS}.get(batch.kind, RESET_TESTS)
         (directory / "test_bench.py").write_text(
             textwrap.dedent(template).format(
                 workload=batch.workload, tests=batch.tests, fixture=FIXTURE, sleep=batch.sleep
@@ -147,6 +165,8 @@ def run_batch(batch: Batch, run_id: str, *, timeout: float = 1800.0) -> BatchRes
             RUN_ENV: run_id,
             SAMPLE_ENV: str(batch.sample_every),
             "PYTEST_CRIU_BENCH_TEST_LOG": str(test_log),
+            LIGHT_ENV: "1" if batch.light else "",
+            PROPOSALS_ENV: STRATEGY_PROPOSALS.get(batch.strategy, ""),
         }
         command = [
             sys.executable,
@@ -198,7 +218,8 @@ def run_batch(batch: Batch, run_id: str, *, timeout: float = 1800.0) -> BatchRes
         result.gaps = [
             later["began"] - earlier["ended"] for earlier, later in itertools.pairwise(calls)
         ]
-        if completed.returncode != 0 or len(timings) != batch.tests:
+        expected = 0 if batch.kind == "control" else batch.tests
+        if completed.returncode != 0 or len(timings) != expected:
             result.error = (
                 f"pytest exited with {completed.returncode}, {len(timings)} of {batch.tests} "
                 f"reset lines: {_tail(stdout + completed.stderr)}"

@@ -22,6 +22,7 @@ LABELS = {
     "engine": "(d) engine floor: start?checkpoint= only",
     "engine-rm": "(d') (d) while the previous container is removed",
     "criu": "(e) physical floor: criu restore, plain process",
+    "fresh-deferred": "(a*) proposal: (a), old container removed after the restore",
 }
 SHORT = {
     "fresh": "a",
@@ -30,6 +31,7 @@ SHORT = {
     "engine": "d",
     "engine-rm": "d'",
     "criu": "e",
+    "fresh-deferred": "a*",
 }
 FRESH_PHASES = ("create", "place checkpoint", "engine restore", "inspect", "other (plugin)")
 INPLACE_PHASES = ("stop", "engine restore", "inspect", "other (plugin)")
@@ -125,11 +127,15 @@ def markdown(data: dict[str, Any]) -> str:
 
 
 def _strategy_section(data: dict[str, Any]) -> list[str]:
+    if not data["workloads"]:
+        return []
     rows = []
     for workload in data["workloads"]:
         baseline = median(_samples(workload, "recreate"))
         floor = median(_samples(workload, "engine"))
         for strategy, label in LABELS.items():
+            if strategy not in workload["series"]:
+                continue
             series = _series(workload, strategy)
             if series.get("skipped"):
                 rows.append(
@@ -222,13 +228,36 @@ def targets(data: dict[str, Any]) -> dict[str, Any]:
                     "targeted": workload["name"] in TARGET_WORKLOADS,
                 }
             )
+    proposals = []
+    for workload in data["workloads"]:
+        fresh, deferred = _series(workload, "fresh"), _series(workload, "fresh-deferred")
+        a, star = fresh.get("samples") or [], deferred.get("samples") or []
+        d = _samples(workload, "engine")
+        if a and star:
+            phases = deferred.get("phases") or {}
+            proposals.append(
+                {
+                    "workload": workload["name"],
+                    "a": median(a),
+                    "a_star": median(star),
+                    "ratio": ratio(median(star), median(a)),
+                    "interval": bootstrap_ratio(star, a),
+                    "rounds": _round_ratios(deferred, fresh),
+                    "overhead": None if not d else (ratio(median(star), median(d)) or 0) - 1,
+                    "create": median(phases.get("create") or []),
+                    "engine": median(phases.get("engine restore") or []),
+                }
+            )
     ahead = []
     for result in data["ahead"]:
         with_ahead = result["series"]["ahead"]["samples"]
         without = result["series"]["fresh"]["samples"]
+        early = (result["series"].get("ahead-early") or {}).get("samples") or []
         middle = median(with_ahead)
         ahead.append(
             {
+                "early": median(early),
+                "early_p95": p95(early),
                 "workload": result["workload"],
                 "ahead": middle,
                 "ahead_p95": p95(with_ahead),
@@ -245,7 +274,11 @@ def targets(data: dict[str, Any]) -> dict[str, Any]:
     if data.get("flat") and data["flat"]["samples"]:
         samples = [s for s in data["flat"]["samples"] if not s.get("after_session")]
         first, last = samples[0], samples[-1]
+        control = [
+            s for s in data["flat"].get("control_samples") or [] if not s.get("after_session")
+        ]
         flat = {
+            "control_rss_kib": [control[0]["rss_kib"], control[-1]["rss_kib"]] if control else None,
             "first_test": first["test"],
             "last_test": last["test"],
             "rss_kib": [first["rss_kib"], last["rss_kib"]],
@@ -254,7 +287,13 @@ def targets(data: dict[str, Any]) -> dict[str, Any]:
             "containers_max": max((s.get("containers", 0) for s in samples), default=0),
             "leftover_containers": data["flat"]["leftover_containers"],
         }
-    return {"overhead": overhead, "speedup": speedups, "ahead": ahead, "flat": flat}
+    return {
+        "overhead": overhead,
+        "speedup": speedups,
+        "proposals": proposals,
+        "ahead": ahead,
+        "flat": flat,
+    }
 
 
 def _targets_section(data: dict[str, Any]) -> list[str]:
@@ -279,31 +318,32 @@ def _targets_section(data: dict[str, Any]) -> list[str]:
                 _verdict(entry["met"]),
             ]
         )
-    lines += [
-        f"Plugin overhead over the engine floor, (a) vs (d) at the median "
-        f"(target <= {OVERHEAD_TARGET:.0%}). `own steps` = the median create + place + "
-        "inspect + other of (a); `(a) engine restore` = the same Engine API call as (d), timed "
-        "inside the plugin, where the previous test's container is being removed meanwhile, "
-        "as in (d').",
-        "",
-        *_table(
-            [
-                "workload",
-                "(a) median s",
-                "(d) median s",
-                "(d') median s",
-                "(a) own steps ms",
-                "(a) engine restore ms",
-                "overhead",
-                "95% bootstrap",
-                "per round",
-                "overhead of the test-to-test gap",
-                "target",
-            ],
-            rows,
-        ),
-        "",
-    ]
+    if rows:
+        lines += [
+            f"Plugin overhead over the engine floor, (a) vs (d) at the median "
+            f"(target <= {OVERHEAD_TARGET:.0%}). `own steps` = the median create + place + "
+            "inspect + other of (a); `(a) engine restore` = the same Engine API call as (d), timed "
+            "inside the plugin, where the previous test's container is being removed meanwhile, "
+            "as in (d').",
+            "",
+            *_table(
+                [
+                    "workload",
+                    "(a) median s",
+                    "(d) median s",
+                    "(d') median s",
+                    "(a) own steps ms",
+                    "(a) engine restore ms",
+                    "overhead",
+                    "95% bootstrap",
+                    "per round",
+                    "overhead of the test-to-test gap",
+                    "target",
+                ],
+                rows,
+            ),
+            "",
+        ]
     rows = [
         [
             entry["workload"] + (" (target)" if entry["targeted"] else ""),
@@ -317,16 +357,17 @@ def _targets_section(data: dict[str, Any]) -> list[str]:
         ]
         for entry in found["speedup"]
     ]
-    lines += [
-        f"Per-test reset vs the baseline, (c) / (a) at the median (target >= "
-        f"{SPEEDUP_TARGET:.0f}x on {' and '.join(TARGET_WORKLOADS)}):",
-        "",
-        *_table(
-            ["workload", "(c) median s", "(a) median s", "speed-up", "95% bootstrap", "target"],
-            rows,
-        ),
-        "",
-    ]
+    if rows:
+        lines += [
+            f"Per-test reset vs the baseline, (c) / (a) at the median (target >= "
+            f"{SPEEDUP_TARGET:.0f}x on {' and '.join(TARGET_WORKLOADS)}):",
+            "",
+            *_table(
+                ["workload", "(c) median s", "(a) median s", "speed-up", "95% bootstrap", "target"],
+                rows,
+            ),
+            "",
+        ]
     rows = [
         [
             entry["workload"],
@@ -334,6 +375,7 @@ def _targets_section(data: dict[str, Any]) -> list[str]:
             milliseconds(entry["ahead"]),
             milliseconds(entry["ahead_p95"]),
             milliseconds(entry["steady"]),
+            f"{milliseconds(entry['early'])} / {milliseconds(entry['early_p95'])}",
             "yes" if entry["untouched"] else "**NO**",
             _verdict(entry["met"]),
         ]
@@ -351,6 +393,7 @@ def _targets_section(data: dict[str, Any]) -> list[str]:
                     "with ahead, median ms",
                     "with ahead, p95 ms",
                     "with ahead, 3rd test on, median ms",
+                    "(proposal) ahead from set-up, median / p95 ms",
                     "containers untouched",
                     "target",
                 ],
@@ -358,15 +401,59 @@ def _targets_section(data: dict[str, Any]) -> list[str]:
             ),
             "",
         ]
+    rows = [
+        [
+            entry["workload"],
+            seconds(entry["a"]),
+            seconds(entry["a_star"]),
+            _times(entry["ratio"]),
+            "-"
+            if entry["interval"] is None
+            else f"{_times(entry['interval'][0])} .. {_times(entry['interval'][1])}",
+            ", ".join(_times(x) for x in entry["rounds"]) or "-",
+            milliseconds(entry["create"]),
+            milliseconds(entry["engine"]),
+            _percent(entry["overhead"]),
+        ]
+        for entry in found["proposals"]
+    ]
+    if rows:
+        lines += [
+            "Proposal (a*), prototyped in the benchmark only: the fresh reset removes the "
+            "previous container after restoring the next one (see benchmarks/instrument.py):",
+            "",
+            *_table(
+                [
+                    "workload",
+                    "(a) median s",
+                    "(a*) median s",
+                    "(a*) / (a)",
+                    "95% bootstrap",
+                    "per round",
+                    "(a*) create ms",
+                    "(a*) engine restore ms",
+                    "(a*) overhead over (d)",
+                ],
+                rows,
+            ),
+            "",
+        ]
     flat = found["flat"]
     if flat:
+        control = flat["control_rss_kib"]
+        control_text = (
+            ""
+            if not control
+            else f" The same number of tests without a warm container (pytest alone): RSS "
+            f"{control[0] / 1024:.1f} -> {control[1] / 1024:.1f} MiB."
+        )
         lines += [
             f"Endurance, {data['flat']['tests']} tests on the tiny image (pytest process, sampled "
             f"inside tests {flat['first_test']} and {flat['last_test']}): RSS "
             f"{flat['rss_kib'][0] / 1024:.1f} -> {flat['rss_kib'][1] / 1024:.1f} MiB, threads "
             f"{flat['threads'][0]} -> {flat['threads'][1]}, open fds {flat['fds'][0]} -> "
             f"{flat['fds'][1]}, at most {flat['containers_max']} containers of the run at once, "
-            f"{flat['leftover_containers']} left after the run.",
+            f"{flat['leftover_containers']} left after the run.{control_text}",
             "",
         ]
     return lines
@@ -378,6 +465,8 @@ def _phase_medians(series: dict[str, Any], phases: Sequence[str]) -> list[str]:
 
 
 def _phases_section(data: dict[str, Any]) -> list[str]:
+    if not data["workloads"]:
+        return []
     rows = []
     for workload in data["workloads"]:
         fresh = _series(workload, "fresh")
@@ -596,7 +685,12 @@ def _errors_section(data: dict[str, Any]) -> list[str]:
         lines.append(f"- flat: {data['flat']['error'].splitlines()[0]}")
     if not lines:
         return []
-    return ["## Failed runs (their samples are included up to the failure)", "", *lines, ""]
+    return [
+        "## Failed runs (samples of a failed run are dropped; each was retried once)",
+        "",
+        *lines,
+        "",
+    ]
 
 
 # -- chart --------------------------------------------------------------------------------
@@ -613,10 +707,17 @@ def chart(data: dict[str, Any], path: Path) -> None:
         f"pytest-criu benchmark ({data['meta']['mode']}, {data['meta']['started']}, "
         f"{data['meta']['host']['cores']} cores, noisy shared machine)"
     )
-    _chart_strategies(axes[0][0], data)
-    _chart_sweep(axes[0][1], data)
-    _chart_phases(axes[1][0], data)
-    _chart_ahead(axes[1][1], data)
+    if data["workloads"]:
+        _chart_strategies(axes[0][0], data)
+        _chart_sweep(axes[0][1], data)
+        _chart_phases(axes[1][0], data)
+    else:
+        for axis in (axes[0][0], axes[0][1], axes[1][0]):
+            axis.set_visible(False)
+    if data["ahead"]:
+        _chart_ahead(axes[1][1], data)
+    else:
+        axes[1][1].set_visible(False)
     _chart_flat(axes[2][0], axes[2][1], data)
     figure.tight_layout()
     figure.savefig(path, dpi=90)
@@ -625,8 +726,9 @@ def chart(data: dict[str, Any], path: Path) -> None:
 
 def _chart_strategies(axis: Any, data: dict[str, Any]) -> None:
     workloads = data["workloads"]
-    width = 0.8 / len(LABELS)
-    for index, strategy in enumerate(LABELS):
+    present = [s for s in LABELS if any(_samples(w, s) for w in workloads)]
+    width = 0.8 / max(1, len(present))
+    for index, strategy in enumerate(present):
         medians, highs, positions = [], [], []
         for position, workload in enumerate(workloads):
             samples = _samples(workload, strategy)
@@ -634,7 +736,7 @@ def _chart_strategies(axis: Any, data: dict[str, Any]) -> None:
                 middle = statistics.median(samples)
                 medians.append(middle)
                 highs.append((p95(samples) or middle) - middle)
-                positions.append(position + (index - (len(LABELS) - 1) / 2) * width)
+                positions.append(position + (index - (len(present) - 1) / 2) * width)
         axis.bar(
             positions,
             medians,
@@ -698,14 +800,17 @@ def _chart_phases(axis: Any, data: dict[str, Any]) -> None:
 
 def _chart_ahead(axis: Any, data: dict[str, Any]) -> None:
     for result in data["ahead"]:
-        for mode, marker in (("fresh", "o"), ("ahead", "x")):
+        names = {"fresh": "no", "ahead": "restore-ahead", "ahead-early": "ahead from set-up"}
+        for mode, marker in (("fresh", "o"), ("ahead", "x"), ("ahead-early", "+")):
+            if mode not in result["series"]:
+                continue
             points = [
                 (index + 2, value * 1000)
                 for batch in result["series"][mode]["rounds"]
                 for index, value in enumerate(batch)
             ]
             if points:
-                label = f"{result['workload']}, {'restore-ahead' if mode == 'ahead' else 'no'}"
+                label = f"{result['workload']}, {names[mode]}"
                 axis.scatter(
                     [x for x, _ in points],
                     [y for _, y in points],
