@@ -107,32 +107,25 @@ def orphaned_restore_copies(since: float) -> set[str]:
 
     Copies of live runs (another terminal, a benchmark) are not counted.
     """
-    from pytest_criu.engine.daemon import DaemonPaths
-    from pytest_criu.engine.docker import NONCE_FILE
+    from pytest_criu.engine.docker import DockerEngine
 
-    root = Path(DaemonPaths.of_socket(None).containerd_tmp)
-    owners: dict[str, Path] = {}
-    for entry in root.glob("ctrd-checkpoint*"):
-        try:
-            if entry.stat().st_mtime < since:
-                continue
-            container, owner = (entry / NONCE_FILE).read_text().split()[:2]
-        except (OSError, ValueError):
-            continue
-        pid, _, start = owner.partition("-")
-        if not pid.isdigit():
-            continue  # not placed by pytest-criu (e.g. a benchmark's bare engine restore)
-        if process_start_time(int(pid)) == start and int(pid) != os.getpid():
-            continue  # a live run's restore, still in use
-        owners[container] = entry
-    if not owners:
-        return set()
-    client = docker.from_env()
+    engine = DockerEngine()
     try:
-        alive = {str(c["Id"]) for c in client.api.containers(all=True)}
+        copies = [c for c in engine.restore_copies() if c.modified >= since]
+        owners: dict[str, str] = {}
+        for copy in copies:
+            pid, _, start = copy.owner.partition("-")
+            if not pid.isdigit():
+                continue  # not placed by pytest-criu (e.g. a benchmark's bare engine restore)
+            if process_start_time(int(pid)) == start and int(pid) != os.getpid():
+                continue  # a live run's restore, still in use
+            owners[copy.container] = copy.path
+        if not owners:
+            return set()
+        alive = {str(c["Id"]) for c in engine.api.containers(all=True)}
     finally:
-        client.close()
-    return {str(path) for owner, path in owners.items() if owner not in alive}
+        engine.close()
+    return {path for owner, path in owners.items() if owner not in alive}
 
 
 def doctor(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

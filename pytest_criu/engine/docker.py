@@ -39,6 +39,17 @@ class ContainerConfig:
     name: str | None = None
 
 
+@dataclass(frozen=True)
+class RestoreCopy:
+    """One checkpoint copy containerd unpacked for a restore, and whose it is."""
+
+    path: str
+    container: str
+    owner: str
+    """``pid-starttime`` of the pytest process that placed it, or ``-``."""
+    modified: float
+
+
 class DockerEngine:
     """A connection to one Docker daemon."""
 
@@ -193,53 +204,47 @@ class DockerEngine:
             self.api.remove_container(container_id, force=True, v=True)
         self.forget_restore_copy(container_id)
 
-    def reap_restore_copies(self, min_age: float = 60.0) -> int:
-        """Delete restore copies of containers that are gone (their run crashed); count them."""
+    def restore_copies(self) -> list[RestoreCopy]:
+        """containerd's unpacked copies of restores pytest-criu placed (they carry a nonce).
+
+        containerd 1.6 unpacks every restored checkpoint into ``$TMPDIR/ctrd-checkpoint*``
+        and never deletes it (about 1.3 GB per test run here).
+        """
+        copies: list[RestoreCopy] = []
         try:
             with os.scandir(self.daemon_paths.containerd_tmp) as scan:
                 entries = [e for e in scan if e.name.startswith("ctrd-checkpoint")]
         except OSError:
-            return 0
-        now = time.time()
-        owners: dict[str, str] = {}
+            return copies
         for entry in entries:
             try:
-                if now - entry.stat().st_mtime < min_age:
-                    continue  # possibly a restore in flight
-                owners[entry.path] = Path(entry.path, NONCE_FILE).read_text().split(" ", 1)[0]
+                fields = Path(entry.path, NONCE_FILE).read_text().split()
+                modified = entry.stat().st_mtime
             except OSError:
                 continue
-        if not owners:
+            if fields:
+                owner = fields[1] if len(fields) > 2 else "-"
+                copies.append(RestoreCopy(entry.path, fields[0], owner, modified))
+        return copies
+
+    def reap_restore_copies(self, min_age: float = 60.0) -> int:
+        """Delete restore copies of containers that are gone (their run crashed); count them."""
+        now = time.time()
+        # Younger copies may belong to a restore still in flight.
+        candidates = [c for c in self.restore_copies() if now - c.modified >= min_age]
+        if not candidates:
             return 0
         existing = {str(c["Id"]) for c in self.api.containers(all=True)}
-        reaped = 0
-        for path, owner in owners.items():
-            if owner not in existing:
-                shutil.rmtree(path, ignore_errors=True)
-                reaped += 1
-        return reaped
+        reaped = [c for c in candidates if c.container not in existing]
+        for copy in reaped:
+            shutil.rmtree(copy.path, ignore_errors=True)
+        return len(reaped)
 
     def forget_restore_copy(self, container_id: str) -> None:
-        """Delete the checkpoint copy containerd unpacked for this container's restore.
-
-        containerd 1.6 unpacks every restored checkpoint into ``$TMPDIR/ctrd-checkpoint*``
-        and never deletes it (about 1.3 GB per test run here). The copy holds the nonce file
-        naming the container, which identifies it among other runs' copies.
-        """
-        try:
-            with os.scandir(self.daemon_paths.containerd_tmp) as scan:
-                entries = list(scan)
-        except OSError:
-            return
-        for entry in entries:
-            if not entry.name.startswith("ctrd-checkpoint"):
-                continue
-            try:
-                owner = Path(entry.path, NONCE_FILE).read_text().split(" ", 1)[0]
-            except OSError:
-                continue
-            if owner == container_id:
-                shutil.rmtree(entry.path, ignore_errors=True)
+        """Delete the copies containerd unpacked for this container's restores."""
+        for copy in self.restore_copies():
+            if copy.container == container_id:
+                shutil.rmtree(copy.path, ignore_errors=True)
 
     def kill(self, container_id: str) -> None:
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
