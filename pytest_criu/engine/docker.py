@@ -10,33 +10,21 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
-import docker
-import docker.errors
 import requests
 
 from . import criu_log
+from .compat import ContainerConfig, ContainerEngine, Lap, error_text
 from .daemon import DaemonPaths
-from .errors import CheckpointError, EngineError, ImageNotFoundError, RestoreError
-from .spec import ContainerSpec, Port
+from .errors import CheckpointError, RestoreError
 
 NONCE_FILE = "pytest-criu-nonce"
+DEFAULT_URL = "unix:///var/run/docker.sock"
 
-
-@dataclass(frozen=True)
-class ContainerConfig:
-    """A container to create: the user's spec plus what the plugin adds."""
-
-    spec: ContainerSpec
-    image: str
-    labels: Mapping[str, str]
-    tmpfs: Mapping[str, str] = field(default_factory=dict)
-    host_ip: str = "127.0.0.1"
-    name: str | None = None
+__all__ = ["ContainerConfig", "DockerEngine", "RestoreCopy", "link_tree", "write_nonce"]
 
 
 @dataclass(frozen=True)
@@ -50,36 +38,20 @@ class RestoreCopy:
     modified: float
 
 
-class DockerEngine:
-    """A connection to one Docker daemon."""
+class DockerEngine(ContainerEngine):
+    """A connection to one Docker daemon (experimental mode, on this machine)."""
 
     name = "docker"
+    title = "Docker"
+    start_hint = "start dockerd (scripts/setup-host does)"
 
     def __init__(self, base_url: str | None = None, timeout: float = 120.0) -> None:
-        where = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        if where.startswith("unix://") and not Path(where.removeprefix("unix://")).exists():
-            # Checked here: docker-py leaks a socket when it fails to connect to a unix path.
-            raise EngineError(
-                f"cannot connect to Docker at {where}: no such socket (dockerd is not "
-                "running?); start dockerd (scripts/setup-host does) or set --criu-docker-url"
-            )
-        try:
-            if base_url:
-                self.api = docker.APIClient(base_url=base_url, version="auto", timeout=int(timeout))
-            else:
-                self.api = docker.from_env(version="auto", timeout=int(timeout)).api
-        except docker.errors.DockerException as error:
-            raise EngineError(
-                f"cannot connect to Docker at {where}: {error}; "
-                "start dockerd (scripts/setup-host does) or set --criu-docker-url"
-            ) from None
-        self.base_url = base_url
-        self.timeout = timeout
+        super().__init__(base_url, timeout)
         self._daemon_paths: DaemonPaths | None = None
-        self._info: dict[str, Any] | None = None
 
-    def close(self) -> None:
-        self.api.close()
+    @classmethod
+    def default_url(cls) -> str:
+        return os.environ.get("DOCKER_HOST") or DEFAULT_URL
 
     @property
     def daemon_paths(self) -> DaemonPaths:
@@ -90,118 +62,15 @@ class DockerEngine:
             self._daemon_paths = DaemonPaths.of_socket(socket_path if where else None)
         return self._daemon_paths
 
-    # -- daemon ---------------------------------------------------------------------------
-
-    def info(self) -> dict[str, Any]:
-        if self._info is None:
-            self._info = self._call("read the daemon's info", self.api.info)
-        return self._info
+    # -- containers -----------------------------------------------------------------------
 
     @property
     def root_dir(self) -> Path:
         return Path(self.info()["DockerRootDir"])
 
-    def version(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("read the daemon's version", self.api.version)
-        return result
-
-    # -- images ---------------------------------------------------------------------------
-
-    def ensure_image(self, reference: str, *, pull: bool) -> dict[str, Any]:
-        """Inspect ``reference``, pulling it first when it is missing and ``pull`` allows."""
-        try:
-            return self._inspect_image(reference)
-        except docker.errors.ImageNotFound:
-            if not pull:
-                raise ImageNotFoundError(
-                    f"image {reference!r} is not available locally; build it "
-                    f"(e.g. scripts/build-images) or `docker pull {reference}`"
-                ) from None
-        except docker.errors.APIError as error:
-            raise EngineError(f"cannot inspect image {reference!r}: {error.explanation}") from None
-        try:
-            self.api.pull(reference)
-            return self._inspect_image(reference)
-        except docker.errors.DockerException as error:
-            raise ImageNotFoundError(
-                f"image {reference!r} is not available locally and pulling it failed ({error}); "
-                f"build it or `docker pull {reference}` where a registry is reachable"
-            ) from None
-
-    def _inspect_image(self, reference: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.api.inspect_image(reference)  # type: ignore[no-untyped-call]
-        return result
-
-    def commit(self, container_id: str, labels: Mapping[str, str]) -> str:
-        changes = [f'LABEL {key}="{value}"' for key, value in labels.items()]
-        result = self._call(
-            "commit the checkpointed container",
-            self.api.commit,
-            container_id,
-            repository="pytest-criu-snapshot",
-            tag=container_id[:12],
-            changes=changes,
-        )
-        return str(result["Id"])
-
-    def image_exists(self, image_id: str) -> bool:
-        try:
-            self._inspect_image(image_id)
-        except docker.errors.ImageNotFound:
-            return False
-        return True
-
-    def remove_image(self, image_id: str) -> None:
-        with contextlib.suppress(docker.errors.NotFound):
-            self._call(f"remove image {image_id[:19]}", self.api.remove_image, image_id, force=True)
-
-    def images(self, *labels: str) -> list[dict[str, Any]]:
-        """Images carrying every one of ``labels`` (``key`` or ``key=value``)."""
-        return self._call("list images", self.api.images, filters={"label": list(labels)}) or []
-
-    # -- containers -----------------------------------------------------------------------
-
-    def create(self, config: ContainerConfig) -> str:
-        spec = config.spec
-        ports: list[tuple[int, str]] = [(port.number, port.protocol) for port in spec.ports]
-        host_config = self.api.create_host_config(
-            port_bindings={f"{port}": (config.host_ip, None) for port in spec.ports} or None,
-            tmpfs=dict(config.tmpfs) or None,
-            binds=dict(_binds(spec.volumes)) or None,
-            network_mode=spec.network_mode,
-            init=False,
-        )
-        try:
-            created = self.api.create_container(
-                image=config.image,
-                command=list(spec.command) if spec.command else None,
-                entrypoint=list(spec.entrypoint) if spec.entrypoint else None,
-                environment=spec.environment_list() or None,
-                ports=ports or None,
-                working_dir=spec.working_dir,
-                user=spec.user,
-                labels=dict(config.labels),
-                host_config=host_config,
-                name=config.name,
-                tty=False,
-                stdin_open=False,
-            )
-        except docker.errors.APIError as error:
-            raise EngineError(
-                spec.redact(f"cannot create a container from {config.image}: {error.explanation}")
-            ) from None
-        return str(created["Id"])
-
-    def start(self, container_id: str) -> None:
-        self._call("start the container", self.api.start, container_id)
-
-    def inspect(self, container_id: str) -> dict[str, Any]:
-        return self._call("inspect the container", self.api.inspect_container, container_id)  # type: ignore[no-any-return]
-
     def remove(self, container_id: str) -> None:
         """Remove a container, its checkpoints and containerd's copy of its restore."""
-        with contextlib.suppress(docker.errors.NotFound):
-            self.api.remove_container(container_id, force=True, v=True)
+        super().remove(container_id)
         self.forget_restore_copy(container_id)
 
     def restore_copies(self) -> list[RestoreCopy]:
@@ -246,64 +115,6 @@ class DockerEngine:
             if copy.container == container_id:
                 shutil.rmtree(copy.path, ignore_errors=True)
 
-    def kill(self, container_id: str) -> None:
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            self.api.kill(container_id)
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            self.api.wait(container_id, timeout=30)
-
-    def containers(self, label: str) -> list[dict[str, Any]]:
-        return (
-            self._call("list containers", self.api.containers, all=True, filters={"label": label})
-            or []
-        )
-
-    def exec(
-        self, container_id: str, argv: Sequence[str], *, user: str | None = None
-    ) -> tuple[int, str]:
-        try:
-            exec_id = str(self.api.exec_create(container_id, list(argv), user=user or "")["Id"])
-            output = self.api.exec_start(exec_id)
-            code = self.api.exec_inspect(exec_id)["ExitCode"]
-        except docker.errors.APIError as error:
-            raise EngineError(
-                f"cannot run {list(argv)!r} in the container: {error.explanation}"
-            ) from None
-        text = output.decode("utf-8", "replace") if isinstance(output, bytes) else str(output)
-        return int(code if code is not None else -1), text
-
-    def logs(self, container_id: str, *, tail: int | Literal["all"] = "all") -> str:
-        try:
-            raw = self.api.logs(container_id, stdout=True, stderr=True, tail=tail)
-        except docker.errors.NotFound:
-            return ""
-        except docker.errors.APIError as error:
-            raise EngineError(f"cannot read the container's logs: {error.explanation}") from None
-        return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-
-    def published_ports(self, info: Mapping[str, Any]) -> dict[Port, int]:
-        """Host ports of a container's published ports, from an inspect result."""
-        result: dict[Port, int] = {}
-        for key, bindings in (info.get("NetworkSettings", {}).get("Ports") or {}).items():
-            if not bindings:
-                continue
-            number, _, protocol = key.partition("/")
-            for binding in bindings:
-                if binding.get("HostPort"):
-                    result[Port(int(number), protocol or "tcp")] = int(binding["HostPort"])
-                    break
-        return result
-
-    def address(self, info: Mapping[str, Any]) -> str | None:
-        """The container's own IP address, when it has one on a local bridge network."""
-        settings = info.get("NetworkSettings", {})
-        if settings.get("IPAddress"):
-            return str(settings["IPAddress"])
-        for network in (settings.get("Networks") or {}).values():
-            if network.get("IPAddress"):
-                return str(network["IPAddress"])
-        return None
-
     # -- checkpoints ----------------------------------------------------------------------
 
     def checkpoint(self, container_id: str, name: str) -> None:
@@ -314,7 +125,7 @@ class DockerEngine:
         )
         if response.status_code < 300:
             return
-        message = _error_text(response)
+        message = error_text(response)
         log = self._reproduce_dump(container_id)
         raise CheckpointError(criu_log.describe_failure("checkpoint the container", message, log))
 
@@ -341,6 +152,43 @@ class DockerEngine:
         write_nonce(target, container_id, owner)
         return target
 
+    def snapshot_image(self, container_id: str, labels: Mapping[str, str]) -> str:
+        return self.commit(container_id, labels)
+
+    def restore_new(
+        self,
+        config: ContainerConfig,
+        checkpoint: Path,
+        name: str,
+        *,
+        owner: str,
+        created: Callable[[str], None],
+        lap: Lap,
+        keep: bool = False,
+    ) -> str:
+        container_id = self.create(config)
+        created(container_id)
+        lap("create")
+        self.place_checkpoint(checkpoint, container_id, name, owner=owner)
+        lap("place checkpoint")
+        self.restore(container_id, name)
+        lap("engine restore")
+        return container_id
+
+    def restore_in_place(self, container_id: str, name: str, *, owner: str, lap: Lap) -> None:
+        self.kill(container_id)
+        write_nonce(self.checkpoint_dir(container_id, name), container_id, owner)
+        lap("stop")
+        self.restore(container_id, name)
+        lap("engine restore")
+
+    def tidy_after_restore(self, container_id: str) -> None:
+        # The container lives on, so containerd's copies of its restores would pile up.
+        self.forget_restore_copy(container_id)
+
+    def reap_leftovers(self) -> int:
+        return self.reap_restore_copies()
+
     def restore(self, container_id: str, name: str) -> None:
         """Start a stopped container from one of its checkpoints.
 
@@ -366,7 +214,7 @@ class DockerEngine:
             ) from None
         if response.status_code < 300:
             return
-        message = _error_text(response)
+        message = error_text(response)
         raise RestoreError(
             criu_log.describe_failure(
                 "restore the checkpoint",
@@ -408,21 +256,6 @@ class DockerEngine:
                 return None
             log = work / "dump.log"
             return log.read_text(errors="replace") if log.exists() else None
-
-    # -- plumbing -------------------------------------------------------------------------
-
-    def _url(self, path: str) -> str:
-        return f"{self.api.base_url}/v{self.api.api_version}{path}"
-
-    def _call(self, action: str, function: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except docker.errors.NotFound:
-            raise
-        except docker.errors.APIError as error:
-            raise EngineError(f"Docker could not {action}: {error.explanation}") from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
-            raise EngineError(f"Docker did not answer when asked to {action}: {error}") from None
 
 
 def _restore_log(container_id: str, task_roots: tuple[str, ...]) -> str | None:
@@ -496,16 +329,3 @@ def _walk(root: Path) -> Iterator[Path]:
         yield entry
         if entry.is_dir() and not entry.is_symlink():
             yield from _walk(entry)
-
-
-def _binds(volumes: Mapping[str, str]) -> Iterator[tuple[str, dict[str, str]]]:
-    for source, target in volumes.items():
-        path, _, mode = target.partition(":")
-        yield source, {"bind": path, "mode": mode or "rw"}
-
-
-def _error_text(response: requests.Response) -> str:
-    try:
-        return str(response.json().get("message", response.text))
-    except ValueError:
-        return response.text

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import labels as labelling
-from .docker import ContainerConfig, DockerEngine, write_nonce
+from .compat import ContainerConfig, ContainerEngine
 from .errors import (
     DamagedCheckpointError,
     EngineError,
@@ -158,7 +158,7 @@ class WarmContainer:
         spec: ContainerSpec,
         ready: Sequence[ReadyCheck],
         prepare: Callable[[ContainerHandle], object] | None,
-        engine: DockerEngine,
+        engine: ContainerEngine,
         owner: labelling.Owner,
         options: Options,
         say: Say = lambda message: None,
@@ -234,7 +234,7 @@ class WarmContainer:
         self._current = None
         try:
             with self._phase("commit filesystem"):
-                image = self.engine.commit(source, image_labels)
+                image = self.engine.snapshot_image(source, image_labels)
         except BaseException:
             self._containers.discard(source)
             self.engine.remove(source)
@@ -255,7 +255,8 @@ class WarmContainer:
         """Restore from ``snapshot`` before every marked test; make the first restore now."""
         self._snapshot = snapshot
         self._checkpoint = Path(snapshot.checkpoint)
-        self._snapshot_image = snapshot.image
+        # An engine whose checkpoint carries the files restores onto the base image.
+        self._snapshot_image = snapshot.image or self.resolve_image()
         self._tmpfs = dict(snapshot.tmpfs)
         self.stats.origin = origin
         if origin != "cache":
@@ -441,42 +442,50 @@ class WarmContainer:
                 "taken; restoring it could hang CRIU. Rerun (with --criu-cache, "
                 "--criu-cache-clear rebuilds it)"
             )
-        clock = time.monotonic()
-        container_id = self._create(self._snapshot_image, "restored")
-        clock = self._lap("create", clock)
-        self.engine.place_checkpoint(
-            self._checkpoint, container_id, CHECKPOINT_NAME, owner=self.owner.nonce
-        )
-        clock = self._lap("place checkpoint", clock)
+        lap = self._lapper()
+        created: list[str] = []
+
+        def track(container_id: str) -> None:
+            created.append(container_id)
+            self._containers.add(container_id)
+
         try:
-            self.engine.restore(container_id, CHECKPOINT_NAME)
+            container_id = self.engine.restore_new(
+                self._config(self._snapshot_image, "restored"),
+                self._checkpoint,
+                CHECKPOINT_NAME,
+                owner=self.owner.nonce,
+                created=track,
+                lap=lap,
+                keep=self.options.strategy == "inplace",
+            )
         except EngineError as error:
-            tail = self._log_tail(container_id)
-            self._discard(container_id)
+            tail = self._log_tail(created[0]) if created else ""
+            for leftover in created:
+                self._discard(leftover)
             raise type(error)(f"{self.name}: {error}{tail}") from None
-        clock = self._lap("engine restore", clock)
         container = self._inspect(container_id)
-        self._lap("inspect", clock)
+        lap("inspect")
         return container
 
     def _restore_in_place(self, container_id: str) -> _Container:
-        clock = time.monotonic()
-        self.engine.kill(container_id)
-        checkpoint = self.engine.checkpoint_dir(container_id, CHECKPOINT_NAME)
-        write_nonce(checkpoint, container_id, self.owner.nonce)
-        clock = self._lap("stop", clock)
-        self.engine.restore(container_id, CHECKPOINT_NAME)
-        clock = self._lap("engine restore", clock)
-        # The container lives on, so containerd's copies of its restores would pile up.
-        self._remover.submit(self.engine.forget_restore_copy, container_id)
+        lap = self._lapper()
+        self.engine.restore_in_place(container_id, CHECKPOINT_NAME, owner=self.owner.nonce, lap=lap)
+        self._remover.submit(self.engine.tidy_after_restore, container_id)
         container = self._inspect(container_id)
-        self._lap("inspect", clock)
+        lap("inspect")
         return container
 
-    def _lap(self, phase: str, since: float) -> float:
-        now = time.monotonic()
-        self.stats.add_phase(phase, now - since)
-        return now
+    def _lapper(self) -> Callable[[str], None]:
+        """A stopwatch: each call books the time since the previous one to a phase."""
+        clock = [time.monotonic()]
+
+        def lap(phase: str) -> None:
+            now = time.monotonic()
+            self.stats.add_phase(phase, now - clock[0])
+            clock[0] = now
+
+        return lap
 
     def _take_next(self) -> _Container:
         future, self._next = self._next, None

@@ -108,7 +108,8 @@ class LocalStore:
             with contextlib.suppress(CriuError, Exception):
                 if snapshot.source:
                     self.engine.remove(snapshot.source)
-                self.engine.remove_image(snapshot.image)
+                if snapshot.image:
+                    self.engine.remove_image(snapshot.image)
         self._built.clear()
 
 
@@ -241,7 +242,9 @@ class CacheStore:
             snapshot = Snapshot.from_json(data)
         except (OSError, ValueError, KeyError):
             return None
-        if not Path(snapshot.checkpoint).is_dir() or not self.engine.image_exists(snapshot.image):
+        if not Path(snapshot.checkpoint).is_dir():
+            return None
+        if snapshot.image and not self.engine.image_exists(snapshot.image):
             return None
         return snapshot
 
@@ -257,7 +260,7 @@ class CacheStore:
 
     def _remove(self, entry: Path) -> None:
         snapshot = self._read_quietly(entry)
-        if snapshot is not None:
+        if snapshot is not None and snapshot.image:
             with contextlib.suppress(Exception):
                 self.engine.remove_image(snapshot.image)
         shutil.rmtree(entry, ignore_errors=True)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_criu.engine.docker import ContainerConfig
+from pytest_criu.engine.compat import ContainerConfig
 from pytest_criu.engine.errors import DamagedCheckpointError, RestoreError
 from pytest_criu.engine.labels import Owner
 from pytest_criu.engine.snapshot import Options, WarmContainer
@@ -47,6 +47,34 @@ class FakeEngine:
             raise RestoreError("CRIU could not restore the checkpoint: content already exists")
         self.restored.append(container_id)
 
+    def restore_new(
+        self,
+        config: ContainerConfig,
+        checkpoint: Path,
+        name: str,
+        *,
+        owner: str,
+        created: Callable[[str], None],
+        lap: Callable[[str], None],
+        keep: bool = False,
+    ) -> str:
+        container_id = self.create(config)
+        created(container_id)
+        self.place_checkpoint(checkpoint, container_id, name, owner=owner)
+        self.restore(container_id, name)
+        lap("engine restore")
+        return container_id
+
+    def restore_in_place(
+        self, container_id: str, name: str, *, owner: str, lap: Callable[[str], None]
+    ) -> None:
+        self.kill(container_id)
+        self.restore(container_id, name)
+        lap("engine restore")
+
+    def tidy_after_restore(self, container_id: str) -> None:
+        pass
+
     def inspect(self, container_id: str) -> dict[str, Any]:
         return {"State": {"Running": True}}
 
@@ -60,9 +88,6 @@ class FakeEngine:
         self.removed.append(container_id)
 
     def kill(self, container_id: str) -> None:
-        pass
-
-    def forget_restore_copy(self, container_id: str) -> None:
         pass
 
     def logs(self, container_id: str, *, tail: int | str = "all") -> str:
