@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from .engine.connect import ENGINE_CHOICES
 from .engine.host import HostReport, detect_host
 
 TAGS = {"ok": "[ ok ]", "warn": "[warn]", "fail": "[FAIL]", "skip": "[skip]"}
@@ -20,7 +21,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "doctor":
         parser.error("a command is required (doctor)")
     report = detect_host(
-        criu_binary=args.criu_binary, docker_url=args.docker_url, timeout=args.timeout
+        criu_binary=args.criu_binary,
+        docker_url=args.engine_url,
+        timeout=args.timeout,
+        engine=args.engine,
     )
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)
@@ -55,8 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser(
         "doctor",
         help="check whether this host can checkpoint and restore containers",
-        description="Check Docker, CRIU, the kernel and privileges; exit 0 when snapshots "
-        "can work, 1 when they cannot.",
+        description="Check the engine (Docker or Podman), CRIU, the kernel and privileges; "
+        "exit 0 when snapshots can work, 1 when they cannot.",
     )
     doctor.add_argument(
         "--criu-binary",
@@ -65,10 +69,19 @@ def _parser() -> argparse.ArgumentParser:
         help="the criu binary to check: a path or a name on PATH (default: criu)",
     )
     doctor.add_argument(
+        "--engine",
+        choices=ENGINE_CHOICES,
+        default="auto",
+        help="the container engine to check (default: auto, whichever answers at the URL)",
+    )
+    doctor.add_argument(
+        "--engine-url",
         "--docker-url",
+        dest="engine_url",
         default=None,
         metavar="URL",
-        help="the Docker daemon to check (default: DOCKER_HOST or the local socket)",
+        help="the engine's socket (default: DOCKER_HOST or Docker's local socket; Podman's "
+        "rootful socket when only that exists or with --engine=podman)",
     )
     doctor.add_argument(
         "--timeout",

@@ -8,6 +8,7 @@ from typing import Generic, Literal, TypeVar, cast
 
 import pytest
 
+from .engine.connect import ENGINE_CHOICES, EngineChoice
 from .engine.spec import STRATEGIES, Strategy
 
 Fallback = Literal["skip", "recreate", "fail"]
@@ -28,6 +29,9 @@ class Option(Generic[T]):
     help: str
     metavar: str = ""
     is_flag: bool = False
+    aliases: tuple[str, ...] = ()
+    """Older spellings of the flag and ini key, still accepted."""
+    ini_aliases: tuple[str, ...] = ()
 
     @property
     def dest(self) -> str:
@@ -124,17 +128,30 @@ BINARY = Option[str](
     "criu_binary",
     "criu",
     _text,
-    "the CRIU binary to check (default: criu on PATH); dockerd must use the same one",
+    "the CRIU binary to check (default: criu on PATH); the engine must use the same one",
     "PATH",
 )
-DOCKER_URL: Option[str | None] = Option(
-    "--criu-docker-url",
-    "criu_docker_url",
-    "docker_url",
+ENGINE = Option[str](
+    "--criu-engine",
+    "criu_engine",
+    "engine",
+    "auto",
+    _choice(ENGINE_CHOICES),
+    "container engine: auto (default: whichever answers at the engine URL), docker or podman",
+    "{auto,docker,podman}",
+)
+ENGINE_URL: Option[str | None] = Option(
+    "--criu-engine-url",
+    "criu_engine_url",
+    "engine_url",
     None,
     _optional_text,
-    "Docker Engine URL (default: DOCKER_HOST or the local socket)",
+    "the engine's API socket (default: DOCKER_HOST or Docker's local socket; Podman's "
+    "rootful socket unix:///run/podman/podman.sock when only that exists or with "
+    "--criu-engine=podman)",
     "URL",
+    aliases=("--criu-docker-url",),
+    ini_aliases=("criu_docker_url",),
 )
 READY_TIMEOUT = Option[float](
     "--criu-ready-timeout",
@@ -151,7 +168,7 @@ RESTORE_TIMEOUT = Option[float](
     "restore_timeout",
     120.0,
     _seconds,
-    "seconds a Docker call (checkpoint, restore) may take (default 120)",
+    "seconds an engine call (checkpoint, restore) may take (default 120)",
     "SECONDS",
 )
 KEEP_ON_FAILURE = Option[bool](
@@ -243,7 +260,8 @@ ALL: tuple[Option[object], ...] = cast(
         FALLBACK,
         STRATEGY,
         BINARY,
-        DOCKER_URL,
+        ENGINE,
+        ENGINE_URL,
         READY_TIMEOUT,
         RESTORE_TIMEOUT,
         KEEP_ON_FAILURE,
@@ -269,14 +287,15 @@ def register(parser: pytest.Parser) -> None:
         else:
             group.addoption(
                 option.flag,
+                *option.aliases,
                 action="store",
                 default=None,
                 dest=option.dest,
                 metavar=option.metavar,
                 help=option.help,
             )
-        if option.ini:
-            parser.addini(option.ini, f"{option.help} ({option.flag})", type="string", default=None)
+        for ini in (option.ini, *option.ini_aliases) if option.ini else ():
+            parser.addini(ini, f"{option.help} ({option.flag})", type="string", default=None)
 
 
 @dataclass(frozen=True)
@@ -286,7 +305,8 @@ class Settings:
     fallback: Fallback
     strategy: Strategy
     criu_binary: str
-    docker_url: str | None
+    engine: EngineChoice
+    engine_url: str | None
     ready_timeout: float
     restore_timeout: float
     keep_on_failure: bool
@@ -315,9 +335,11 @@ def resolve(config: pytest.Config) -> Settings:
 def _resolve_one(config: pytest.Config, option: Option[object]) -> object:
     raw = config.getoption(option.dest, default=None)
     source = option.flag
-    if raw is None and option.ini:
-        raw = config.getini(option.ini)
-        source = f"ini option {option.ini}"
+    for ini in (option.ini, *option.ini_aliases) if option.ini else ():
+        if raw is not None:
+            break
+        raw = config.getini(ini)
+        source = f"ini option {ini}"
     if raw is None:
         return option.default
     if isinstance(raw, bool):

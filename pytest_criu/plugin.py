@@ -80,9 +80,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     runtime = runtime_of(config)
     settings = runtime.settings
     report = runtime.host_report
+    engine = "Podman" if report.engine == "podman" else "Docker"
     versions = (
         f"CRIU {report.criu_version or 'not found'}, "
-        f"Docker {report.docker_version or 'unreachable'}"
+        f"{engine} {report.engine_version or 'unreachable'}"
         + (f" (API {report.docker_api_version})" if report.docker_api_version else "")
     )
     lines = [

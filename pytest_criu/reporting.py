@@ -33,6 +33,7 @@ class ContainerReport:
     kept: list[str] = field(default_factory=list)
     failure: str | None = None
     processes: int = 1
+    engine: str = "docker"
 
     @classmethod
     def of(cls, controller: WarmContainer) -> ContainerReport:
@@ -48,6 +49,7 @@ class ContainerReport:
             not_reset=list(controller.not_reset),
             kept=sorted(controller.kept),
             failure=stats.failure,
+            engine=controller.engine.name,
         )
 
     def merge(self, other: ContainerReport) -> None:
@@ -177,7 +179,9 @@ def summary_lines(reports: list[ContainerReport]) -> list[str]:
         for mount in report.not_reset:
             lines.append(f"{report.name}: NOT reset by restores: bind mount {mount}")
         for kept in report.kept:
-            lines.append(f"{report.name}: kept container {kept[:12]} (docker rm -f {kept[:12]})")
+            lines.append(
+                f"{report.name}: kept container {kept[:12]} ({report.engine} rm -f {kept[:12]})"
+            )
     return lines
 
 

@@ -15,7 +15,8 @@ import pytest
 from . import __version__
 from .engine import labels
 from .engine.cachekey import cache_key, inputs_digest, source_digest
-from .engine.docker import DockerEngine
+from .engine.compat import ContainerEngine
+from .engine.connect import connect
 from .engine.errors import CriuError
 from .engine.host import HostReport, detect_host, known_docker_problem
 from .engine.paths import private_directory
@@ -55,7 +56,7 @@ class Runtime:
         self.closed: list[WarmContainer] = []
         self.skipped = 0
         self.timings: list[tuple[str, str, float]] = []
-        self._engine: DockerEngine | None = None
+        self._engine: ContainerEngine | None = None
         self._report: HostReport | None = None
         self._store: SnapshotStore | None = None
 
@@ -65,7 +66,9 @@ class Runtime:
     def host_report(self) -> HostReport:
         if self._report is None:
             self._report = detect_host(
-                criu_binary=self.settings.criu_binary, docker_url=self.settings.docker_url
+                criu_binary=self.settings.criu_binary,
+                docker_url=self.settings.engine_url,
+                engine=self.settings.engine,
             )
         return self._report
 
@@ -78,19 +81,22 @@ class Runtime:
         blocker = self.snapshot_blocker
         if blocker is not None:
             return blocker
-        problem = known_docker_problem(self.host_report.docker_version or "")
-        if problem and declaration.spec.network_mode != "host":
+        report = self.host_report
+        problem = known_docker_problem(report.docker_version or "")
+        if problem and report.engine == "docker" and declaration.spec.network_mode != "host":
             return f"docker version: {problem} (fix: use Docker 20.10-26.x or network_mode='host')"
         return None
 
     @property
-    def engine(self) -> DockerEngine:
+    def engine(self) -> ContainerEngine:
         if self._engine is None:
-            self._engine = DockerEngine(
-                self.settings.docker_url, timeout=self.settings.restore_timeout
+            self._engine = connect(
+                self.settings.engine,
+                self.settings.engine_url,
+                timeout=self.settings.restore_timeout,
             )
             containers, images = labels.reap_orphans(self._engine, [self.owner.session])
-            copies = self._engine.reap_restore_copies()
+            copies = self._engine.reap_leftovers()
             if containers or images or copies:
                 self.say(
                     f"removed {containers} containers, {images} images and {copies} restore "
@@ -188,6 +194,7 @@ class Runtime:
                 inputs=inputs_digest(declaration.cache_inputs),
                 criu=self.host_report.criu_version,
                 kernel=platform.release(),
+                engine=self.engine.name,
                 docker=version.get("Version"),
             )
         return cache_key(parts)

@@ -25,11 +25,14 @@ import docker
 import docker.errors
 import docker.utils
 
+from .connect import EngineChoice, engine_url, identify, mismatch
 from .daemon import option_value, socket_peer_pid
+from .podman import LIBPOD_VERSION
 
 Status = Literal["ok", "warn", "fail", "skip"]
 
 SETUP_HINT = "pytest-criu's scripts/setup-host does this on Debian"
+SETUP_PODMAN_HINT = "pytest-criu's scripts/setup-podman does this on Debian"
 DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
 DOCKER_PIDFILES = ("/var/run/docker.pid", "/run/docker.pid")
 RUNC_CONF = "/etc/criu/runc.conf"
@@ -64,6 +67,9 @@ class HostReport:
     """Everything detection found out about the host."""
 
     checks: list[Check] = field(default_factory=list)
+    engine: str = "docker"
+    """The engine found at the URL: ``docker`` or ``podman``."""
+    engine_version: str | None = None
     criu_version: str | None = None
     docker_version: str | None = None
     docker_api_version: str | None = None
@@ -103,6 +109,8 @@ class HostReport:
             "docker_api_version": self.docker_api_version,
             "docker_root_dir": self.docker_root_dir,
             "kernel": self.kernel,
+            "engine": self.engine,
+            "engine_version": self.engine_version,
             "checks": [asdict(check) for check in self.checks],
         }
 
@@ -295,9 +303,10 @@ dockerd_option = option_value
 
 @dataclass(frozen=True)
 class _Daemon:
-    """What /proc tells about the local dockerd process."""
+    """What /proc tells about the local engine process (dockerd or Podman's service)."""
 
     pid: int
+    program: str
     cmdline: tuple[str, ...]
     environ: Mapping[str, str] | None
     cap_eff: int | None
@@ -308,10 +317,12 @@ class _Probe:
     criu_binary: str
     docker_url: str | None
     timeout: float
+    engine_choice: EngineChoice = "auto"
     report: HostReport = field(default_factory=HostReport)
     criu_path: str | None = None
     info: dict[str, Any] | None = None
     daemon: _Daemon | None = None
+    libpod_info: dict[str, Any] | None = None
 
     def add(self, check: Check) -> None:
         self.report.checks.append(check)
@@ -325,9 +336,15 @@ class _Probe:
     # -- docker ----------------------------------------------------------------------------
 
     def url(self) -> str:
-        return self.docker_url or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_URL
+        return engine_url(self.engine_choice, self.docker_url)
+
+    @property
+    def daemon_name(self) -> str:
+        return "Podman's service" if self.report.engine == "podman" else "dockerd"
 
     def docker(self) -> None:
+        if self.engine_choice == "podman":
+            self.report.engine = "podman"
         url = self.url()
         locality = docker_url_locality(url)
         if locality == "ssh":
@@ -343,13 +360,14 @@ class _Probe:
             )
             self._skip_dependents("the daemon was not contacted over ssh")
             return
-        problem = _unix_socket_problem(url, self.timeout)
+        problem = _unix_socket_problem(url, self.timeout, self.daemon_name)
         if problem:
             self._unreachable(url, problem)
             return
-        kwargs: dict[str, Any] = {} if self.docker_url else dict(docker.utils.kwargs_from_env())
-        if self.docker_url:
-            kwargs["base_url"] = self.docker_url
+        # No URL given: docker-py reads DOCKER_HOST and its TLS settings itself.
+        implicit = self.docker_url is None and self.engine_choice != "podman"
+        kwargs: dict[str, Any] = dict(docker.utils.kwargs_from_env()) if implicit else {}
+        kwargs["base_url"] = url
         kwargs["timeout"] = self.timeout
         try:
             client = docker.APIClient(version="auto", **kwargs)
@@ -359,15 +377,29 @@ class _Probe:
         try:
             version = client.version(api_version=False)
             self.info = client.info()
+            if identify(version) == "podman":
+                self.libpod_info = client.get(
+                    f"{client.base_url}/{LIBPOD_VERSION}/libpod/info", timeout=self.timeout
+                ).json()
         except Exception as error:  # any transport error: unreachable
             self._unreachable(url, str(error))
             return
         finally:
             client.close()
+        found = identify(version)
+        problem = mismatch(self.engine_choice, found, url, str(version.get("Version", "")))
+        if problem:
+            self.add(Check("engine", "fail", problem, blocks_snapshots=True))
+            self._skip_dependents(f"not the {self.engine_choice} engine asked for")
+            return
+        if found == "podman":
+            self._podman(url, version)
+            return
         info = self.info
         engine = str(version.get("Version", "unknown"))
         api = str(version.get("ApiVersion", client.api_version))
         self.report.docker_version = engine
+        self.report.engine_version = engine
         self.report.docker_api_version = api
         self.report.docker_root_dir = info.get("DockerRootDir")
         self.add(Check("docker", "ok", f"Docker Engine {engine} (API {api}) at {url}"))
@@ -376,6 +408,44 @@ class _Probe:
         self.add(check_docker_version(engine, api))
         self._experimental(info, version)
 
+    def _podman(self, url: str, version: Mapping[str, Any]) -> None:
+        info = self.libpod_info or {}
+        release = str(version.get("Version", "unknown"))
+        self.report.engine = "podman"
+        self.report.engine_version = release
+        self.add(
+            Check(
+                "podman",
+                "ok",
+                f"Podman {release} (compatible API {version.get('ApiVersion', '?')}) at {url}",
+            )
+        )
+        host = info.get("host") or {}
+        runtime = host.get("ociRuntime") or {}
+        runtime_version = str(runtime.get("version", "")).splitlines()[:1]
+        if (host.get("security") or {}).get("rootless"):
+            self.add(
+                Check(
+                    "podman rootful",
+                    "fail",
+                    f"{url} is a rootless Podman service: rootless Podman cannot checkpoint "
+                    "containers (CRIU needs root privileges a user namespace does not give)",
+                    "run `podman system service unix:///run/podman/podman.sock` as root "
+                    f"({SETUP_PODMAN_HINT}) and the tests as root",
+                    blocks_snapshots=True,
+                )
+            )
+        else:
+            self.add(
+                Check(
+                    "podman rootful",
+                    "ok",
+                    f"rootful service, OCI runtime {runtime.get('name', '?')} "
+                    + " ".join(runtime_version),
+                )
+            )
+        self.daemon = _find_daemon(url, self.timeout)
+
     def _unreachable(self, url: str, error: str) -> None:
         error = short_error(error)
         if "timed out" in error.lower():
@@ -383,15 +453,21 @@ class _Probe:
             fix = "the daemon accepts connections but hangs: restart dockerd"
         elif "Permission denied" in error:
             fix = "run the tests as root (pytest-criu needs root anyway) or fix the socket's owner"
+        elif self.engine_choice == "podman":
+            fix = f"start Podman's service on {url} ({SETUP_PODMAN_HINT})"
         elif self.docker_url is None and not os.environ.get("DOCKER_HOST"):
-            fix = f"start dockerd ({SETUP_HINT}) or point DOCKER_HOST at a running daemon"
+            fix = (
+                f"start dockerd ({SETUP_HINT}) or point DOCKER_HOST at a running daemon "
+                "(or use Podman: --criu-engine=podman)"
+            )
         else:
             fix = f"start a Docker daemon listening at {url} or use another daemon's URL"
+        podman = self.engine_choice == "podman"
         self.add(
             Check(
-                "docker",
+                "podman" if podman else "docker",
                 "fail",
-                f"cannot reach the Docker daemon at {url}: {error}",
+                f"cannot reach {'Podman' if podman else 'the Docker daemon'} at {url}: {error}",
                 fix,
                 blocks_snapshots=True,
             )
@@ -461,6 +537,9 @@ class _Probe:
         )
 
     def data_root(self) -> None:
+        if self.report.engine == "podman":
+            self._podman_storage()
+            return
         root = self.report.docker_root_dir
         if self.info is None or not root:
             self.add(Check("docker data root", "skip", "Docker daemon not contacted"))
@@ -494,6 +573,29 @@ class _Probe:
         else:
             self.add(Check("docker data root", "ok", f"{root} is readable and writable"))
 
+    def _podman_storage(self) -> None:
+        store = (self.libpod_info or {}).get("store") or {}
+        root = str(store.get("graphRoot") or "")
+        why = (
+            "the plugin keeps exported checkpoints in the source container's data directory "
+            "under <graphRoot>/overlay-containers/"
+        )
+        if not root:
+            self.add(Check("podman storage", "skip", "Podman did not report its graphRoot"))
+        elif not os.access(root, os.R_OK | os.W_OK | os.X_OK):
+            self.add(
+                Check(
+                    "podman storage",
+                    "fail",
+                    f"{root} is not readable and writable by uid {os.geteuid()} on this machine; "
+                    + why,
+                    "run the tests as root on the Podman host",
+                    blocks_snapshots=True,
+                )
+            )
+        else:
+            self.add(Check("podman storage", "ok", f"{root} is readable and writable"))
+
     def user(self) -> None:
         uid = os.geteuid()
         if uid == 0:
@@ -512,7 +614,8 @@ class _Probe:
 
     def capabilities(self) -> None:
         if self.daemon and self.daemon.cap_eff is not None:
-            self.add(check_capabilities(self.daemon.cap_eff, f"dockerd (pid {self.daemon.pid})"))
+            who = f"{self.daemon_name} (pid {self.daemon.pid})"
+            self.add(check_capabilities(self.daemon.cap_eff, who))
             return
         mask = parse_cap_eff(_read_text("/proc/self/status") or "")
         if mask is None:
@@ -580,13 +683,13 @@ class _Probe:
 
     def daemon_criu(self) -> None:
         if self.daemon is None:
-            self.add(Check("daemon's criu", "skip", "no local dockerd process found"))
+            self.add(Check("daemon's criu", "skip", f"no local {self.daemon_name} process found"))
             return
+        who = f"{self.daemon_name} (pid {self.daemon.pid})"
         if self.daemon.environ is None:
-            self.add(Check("daemon's criu", "skip", "dockerd's environment is not readable"))
+            self.add(Check("daemon's criu", "skip", f"{who}: environment is not readable"))
             return
         search = self.daemon.environ.get("PATH", "")
-        who = f"dockerd (pid {self.daemon.pid})"
         found = shutil.which("criu", path=search) if search else None
         if found is None:
             self.add(
@@ -595,7 +698,8 @@ class _Probe:
                     "fail",
                     f"{who} finds no criu on its PATH {search or '(unset)'}: runc cannot "
                     "checkpoint",
-                    f"restart dockerd with a PATH that contains criu >= 4.2 ({SETUP_HINT})",
+                    f"restart {self.daemon_name} with a PATH that contains criu >= 4.2 "
+                    f"({SETUP_HINT})",
                     blocks_snapshots=True,
                 )
             )
@@ -611,7 +715,7 @@ class _Probe:
                 "warn",
                 f"{who} uses {found} (CRIU {theirs}), not the checked "
                 f"{self.criu_path or self.criu_binary}",
-                "put the same criu (>= 4.2) first on dockerd's PATH and restart it, "
+                f"put the same criu (>= 4.2) first on {self.daemon_name}'s PATH and restart it, "
                 "or check that one with --criu-binary",
             )
         )
@@ -661,14 +765,18 @@ class _Probe:
 
 
 def detect_host(
-    criu_binary: str = "criu", docker_url: str | None = None, timeout: float = 10.0
+    criu_binary: str = "criu",
+    docker_url: str | None = None,
+    timeout: float = 10.0,
+    engine: EngineChoice = "auto",
 ) -> HostReport:
-    """Check everything checkpoint/restore through Docker needs, without raising.
+    """Check everything checkpoint/restore through Docker or Podman needs, without raising.
 
-    ``criu_binary`` is a path or a name looked up on PATH; ``docker_url`` defaults to
-    ``DOCKER_HOST`` or the local socket; ``timeout`` bounds every subprocess and API call.
+    ``criu_binary`` is a path or a name looked up on PATH; ``docker_url`` (the engine's
+    socket) defaults as :func:`~pytest_criu.engine.connect.engine_url` says; ``timeout``
+    bounds every subprocess and API call.
     """
-    probe = _Probe(criu_binary, docker_url, timeout)
+    probe = _Probe(criu_binary, docker_url, timeout, engine)
     # Order matters: the first blocking failure becomes the plugin's skip reason.
     steps: list[tuple[str, Callable[[], None]]] = [
         ("kernel", probe.kernel),
@@ -748,23 +856,25 @@ def _find_daemon(url: str, timeout: float) -> _Daemon | None:
     parts = urlsplit(url)
     if parts.scheme in ("unix", "http+unix"):
         pid = socket_peer_pid(parts.path, timeout)
-    if pid is not None and not _is_dockerd(pid):
+    if pid is not None and _engine_program(pid) is None:
         pid = None  # e.g. systemd socket activation: the peer is pid 1
     if pid is None and url in (DEFAULT_DOCKER_URL, "unix:///run/docker.sock"):
         pid = _pid_from_files(DOCKER_PIDFILES)
-    if pid is None or not _is_dockerd(pid):
+    program = _engine_program(pid) if pid is not None else None
+    if pid is None or program is None:
         return None
     cmdline = _read_bytes(f"/proc/{pid}/cmdline")
     environ = _read_bytes(f"/proc/{pid}/environ")
     return _Daemon(
         pid=pid,
+        program=program,
         cmdline=tuple(_split_nul(cmdline or b"")),
         environ=_parse_environ(_split_nul(environ)) if environ is not None else None,
         cap_eff=parse_cap_eff(_read_text(f"/proc/{pid}/status") or ""),
     )
 
 
-def _unix_socket_problem(url: str, timeout: float) -> str | None:
+def _unix_socket_problem(url: str, timeout: float, daemon: str = "dockerd") -> str | None:
     """Why nothing answers on a ``unix://`` URL, in plain words (``None``: try the API)."""
     parts = urlsplit(url)
     if parts.scheme not in ("unix", "http+unix"):
@@ -774,9 +884,9 @@ def _unix_socket_problem(url: str, timeout: float) -> str | None:
             sock.settimeout(timeout)
             sock.connect(parts.path)
     except FileNotFoundError:
-        return f"no socket at {parts.path} (dockerd is not running)"
+        return f"no socket at {parts.path} ({daemon} is not running)"
     except ConnectionRefusedError:
-        return f"connection refused on {parts.path} (stale socket: dockerd is not running)"
+        return f"connection refused on {parts.path} (stale socket: {daemon} is not running)"
     except PermissionError:
         return f"Permission denied on {parts.path}"
     except OSError as error:
@@ -792,11 +902,13 @@ def _pid_from_files(paths: Iterable[str]) -> int | None:
     return None
 
 
-def _is_dockerd(pid: int) -> bool:
+def _engine_program(pid: int) -> str | None:
+    """``dockerd`` or ``podman`` when ``pid`` runs one of them, else ``None``."""
     try:
-        return os.path.basename(os.readlink(f"/proc/{pid}/exe")) == "dockerd"
+        program = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
     except OSError:
-        return False
+        return None
+    return program if program in ("dockerd", "podman") else None
 
 
 def _read_bytes(path: str) -> bytes | None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -79,6 +80,42 @@ class Owner:
             FIXTURE: fixture,
             ROLE: role,
         }
+
+
+NAME_PREFIX = "pytest-criu"
+_NAMED_OWNER = re.compile(
+    rf"^{NAME_PREFIX}\.(?P<session>[\w-]+)\.(?P<pid>\d+)\.(?P<start>\d*)\.(?P<pidns>\d*)"
+    r"\.(?P<role>[a-z]+)\.[0-9a-f]+$"
+)
+
+
+def owner_name(labels: Mapping[str, str]) -> str:
+    """A unique container name that records the owner in ``labels``.
+
+    For engines that cannot relabel a restored container (Podman's import keeps the
+    labels of the container that was checkpointed, perhaps by an earlier run).
+    """
+    session = re.sub(r"[^\w-]", "-", labels.get(SESSION, "")) or "-"
+    pidns = re.sub(r"\D", "", labels.get(OWNER_PIDNS, ""))
+    role = re.sub(r"[^a-z]", "", labels.get(ROLE, "")) or "restored"
+    return (
+        f"{NAME_PREFIX}.{session}.{labels.get(OWNER_PID, '0')}.{labels.get(OWNER_START, '')}"
+        f".{pidns}.{role}.{uuid.uuid4().hex[:12]}"
+    )
+
+
+def owner_from_name(name: str) -> dict[str, str]:
+    """The owner labels a name made by :func:`owner_name` records (``{}`` for other names)."""
+    match = _NAMED_OWNER.match(name)
+    if match is None:
+        return {}
+    return {
+        SESSION: match["session"],
+        OWNER_PID: match["pid"],
+        OWNER_START: match["start"],
+        OWNER_PIDNS: f"pid:[{match['pidns']}]" if match["pidns"] else "",
+        ROLE: match["role"],
+    }
 
 
 def owner_alive(labels: dict[str, str]) -> bool:

@@ -359,6 +359,8 @@ class TestReport:
             "docker_api_version",
             "docker_root_dir",
             "kernel",
+            "engine",
+            "engine_version",
             "checks",
         ]
         assert data["checks"] == [

@@ -189,6 +189,7 @@ def test_world_writable_cache_dir_is_refused_at_start(pytester: pytest.Pytester)
         (["--criu-cache-size=lots"], "*--criu-cache-size: 'lots' is not a size such as 5G*"),
         (["--criu-cache-size=0"], "*--criu-cache-size: '0' must be a positive size*"),
         (["--criu-lock-timeout=0"], "*--criu-lock-timeout: '0' must be a positive*"),
+        (["--criu-engine=lxc"], "*--criu-engine: 'lxc' is not one of auto, docker, podman*"),
     ],
 )
 def test_cache_options_are_validated(
@@ -227,6 +228,29 @@ def test_unreachable_docker_url_skips_marked_and_errors_users(suite: pytest.Pyte
             "pytest-criu *Docker unreachable*",
             "*pytest-criu: box: cannot connect to Docker at unix:///nonexistent/docker.sock*",
             "SKIPPED*snapshots unavailable: docker: *",
+        ]
+    )
+
+
+def test_unreachable_podman_socket_skips_with_podman_named(suite: pytest.Pytester) -> None:
+    suite.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.criu_snapshot
+        def test_marked(box):
+            pass
+        """
+    )
+    suite.makeini("[pytest]\ncriu_engine = podman\ncriu_engine_url = unix:///nonexistent/p.sock\n")
+    result = suite.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "pytest-criu *Podman unreachable*",
+            "SKIPPED*snapshots unavailable: podman: cannot reach Podman at "
+            "unix:///nonexistent/p.sock: no socket at /nonexistent/p.sock*"
+            "fix: start Podman's service on unix:///nonexistent/p.sock*setup-podman*",
         ]
     )
 

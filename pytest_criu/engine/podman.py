@@ -1,0 +1,196 @@
+"""Podman's REST API: the Docker-compatible endpoints plus ``/libpod`` checkpoint and restore.
+
+A checkpoint is exported as one archive (CRIU images, the container's file changes, its
+config) into a private directory inside the source container's own data directory, so it
+goes when that container goes. Restoring imports the archive into a new container under a
+new name with freshly published ports; in place, a container keeps its checkpoint and is
+restored again after being killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+import requests
+
+from . import criu_log
+from . import labels as labelling
+from .compat import ContainerConfig, ContainerEngine, Lap, error_text
+from .errors import CheckpointError, EngineError, RestoreError
+
+DEFAULT_URL = "unix:///run/podman/podman.sock"
+LIBPOD_VERSION = "v4.0.0"
+ARCHIVE = "checkpoint.tar"
+#: Podman must restore established TCP connections and file locks as the Docker path does
+#: through /etc/criu/runc.conf; the API takes them per call.
+CRIU_OPTIONS = {"tcpEstablished": "true", "fileLocks": "true"}
+
+
+class PodmanEngine(ContainerEngine):
+    """A connection to a rootful ``podman system service``."""
+
+    name = "podman"
+    title = "Podman"
+    start_hint = "start `podman system service` (scripts/setup-podman does)"
+
+    def __init__(self, base_url: str | None = None, timeout: float = 120.0) -> None:
+        super().__init__(base_url or self.default_url(), timeout)
+
+    @classmethod
+    def default_url(cls) -> str:
+        configured = os.environ.get("CONTAINER_HOST", "")
+        return configured if configured.startswith("unix://") else DEFAULT_URL
+
+    # -- ownership ------------------------------------------------------------------------
+
+    def containers(self, label: str) -> list[dict[str, Any]]:
+        """Containers carrying ``label``, with the owner their name records when they have one.
+
+        An imported container keeps the labels of the container that was checkpointed
+        (Podman cannot relabel it), so restored containers carry their owner in their name.
+        """
+        key, has_value, value = label.partition("=")
+        found = super().containers(key)
+        result = []
+        for container in found:
+            labels = dict(container.get("Labels") or {})
+            for name in container.get("Names") or []:
+                labels.update(labelling.owner_from_name(str(name).lstrip("/")))
+            if not has_value or labels.get(key) == value:
+                result.append({**container, "Labels": labels})
+        return result
+
+    # -- checkpoint and restore -----------------------------------------------------------
+
+    def checkpoint(self, container_id: str, name: str) -> None:
+        target = self.checkpoint_dir(container_id, name)
+        target.mkdir(mode=0o700, parents=True, exist_ok=True)
+        params = {"export": "true", "ignoreVolumes": "true", **CRIU_OPTIONS}
+        try:
+            response = self.api.post(
+                self._libpod(f"/containers/{container_id}/checkpoint"),
+                params=params,
+                stream=True,
+                timeout=self.timeout,
+            )
+        except requests.exceptions.RequestException as error:
+            raise CheckpointError(
+                f"Podman did not answer the checkpoint within {self.timeout:g}s: {error}"
+            ) from None
+        with contextlib.closing(response):
+            if response.status_code >= 300:
+                log = self._userdata_file(container_id, "dump.log")
+                raise CheckpointError(
+                    criu_log.describe_failure("checkpoint the container", error_text(response), log)
+                )
+            fd = os.open(target / ARCHIVE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as archive:
+                for chunk in response.iter_content(1 << 20):
+                    archive.write(chunk)
+
+    def checkpoint_dir(self, container_id: str, name: str) -> Path:
+        return self._static_dir(container_id) / "pytest-criu" / name
+
+    def snapshot_image(self, container_id: str, labels: Mapping[str, str]) -> str:
+        return ""  # the exported archive carries the container's file changes
+
+    def restore_new(
+        self,
+        config: ContainerConfig,
+        checkpoint: Path,
+        name: str,
+        *,
+        owner: str,
+        created: Callable[[str], None],
+        lap: Lap,
+        keep: bool = False,
+    ) -> str:
+        container_name = config.name or labelling.owner_name(config.labels)
+        params: dict[str, Any] = {"import": "true", "name": container_name, **CRIU_OPTIONS}
+        if keep:
+            params["keep"] = "true"
+        if config.spec.network_mode not in ("host", "none") and config.spec.ports:
+            params["publishPorts"] = [
+                f"{config.host_ip}::{port.number}/{port.protocol}" for port in config.spec.ports
+            ]
+        try:
+            with open(checkpoint / ARCHIVE, "rb") as archive:
+                response = self.api.post(
+                    self._libpod("/containers/import/restore"),
+                    params=params,
+                    data=archive,
+                    headers={"Content-Type": "application/x-tar"},
+                    timeout=self.timeout,
+                )
+        except OSError as error:
+            raise RestoreError(f"cannot read the checkpoint archive: {error}") from None
+        except requests.exceptions.Timeout:
+            self._adopt_leftover(container_name, created)
+            raise RestoreError(
+                f"Podman did not finish the restore within {self.timeout:g}s "
+                "(a damaged checkpoint can make CRIU spin); the container was removed"
+            ) from None
+        if response.status_code >= 300:
+            log = self._adopt_leftover(container_name, created)
+            raise RestoreError(
+                criu_log.describe_failure("restore the checkpoint", error_text(response), log)
+            )
+        container_id = str(response.json()["Id"])
+        created(container_id)
+        lap("engine restore")
+        return container_id
+
+    def restore_in_place(self, container_id: str, name: str, *, owner: str, lap: Lap) -> None:
+        self.kill(container_id)
+        lap("stop")
+        try:
+            response = self.api.post(
+                self._libpod(f"/containers/{container_id}/restore"),
+                params={"keep": "true", **CRIU_OPTIONS},
+                timeout=self.timeout,
+            )
+        except requests.exceptions.Timeout:
+            raise RestoreError(
+                f"Podman did not finish the restore within {self.timeout:g}s"
+            ) from None
+        if response.status_code >= 300:
+            log = self._userdata_file(container_id, "restore.log")
+            raise RestoreError(
+                criu_log.describe_failure("restore the checkpoint", error_text(response), log)
+            )
+        lap("engine restore")
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _libpod(self, path: str) -> str:
+        return f"{self.api.base_url}/{LIBPOD_VERSION}/libpod{path}"
+
+    def _static_dir(self, container_id: str) -> Path:
+        response = self.api.get(self._libpod(f"/containers/{container_id}/json"))
+        if response.status_code >= 300:
+            raise EngineError(f"Podman could not inspect {container_id}: {error_text(response)}")
+        return Path(response.json()["StaticDir"])
+
+    def _userdata_file(self, container: str, file: str) -> str | None:
+        """A log Podman leaves in the container's data directory (CRIU's, on failure)."""
+        try:
+            return (self._static_dir(container) / file).read_text(errors="replace")
+        except (OSError, EngineError, KeyError, ValueError):
+            return None
+
+    def _adopt_leftover(self, container_name: str, created: Callable[[str], None]) -> str | None:
+        """After a failed import: hand a half-made container to the caller; its restore log."""
+        try:
+            info = self.api.inspect_container(container_name)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError:
+            return None
+        log = self._userdata_file(container_name, "restore.log")
+        created(str(info["Id"]))
+        return log
