@@ -73,6 +73,7 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
     ),
 )
 
+_QUOTED_COMMAND = re.compile(r"`[^`]*`")
 _INTERESTING = re.compile(r"Error|error|fail|Can't|cannot|Unable|unsupported|Unknown|consider")
 
 
@@ -96,7 +97,9 @@ def relevant_lines(log: str, limit: int = 15) -> list[str]:
 def describe_failure(action: str, message: str, log: str | None) -> str:
     """A full error message: what failed, why (when known), and CRIU's own lines."""
     parts = [f"CRIU could not {action}: {message.strip()}"]
-    reasons = explain("\n".join([message, *relevant_lines(log or "", limit=200)]))
+    # A quoted command line (Podman quotes runc's, options included) is not a symptom.
+    symptoms = _QUOTED_COMMAND.sub("", message)
+    reasons = explain("\n".join([symptoms, *relevant_lines(log or "", limit=200)]))
     if reasons:
         parts.append("why: " + "\n     ".join(reasons))
     if log:

@@ -77,3 +77,15 @@ def test_ordinary_log_lines_do_not_invent_causes() -> None:
     assert "CAP_SYS_RESOURCE" in text
     assert "TTY" not in text
     assert "50750" not in text
+
+
+def test_options_in_a_quoted_command_line_are_not_symptoms() -> None:
+    message = (
+        "`/usr/bin/runc checkpoint --image-path /x --tcp-established --file-locks abc` "
+        "failed: exit status 1"
+    )
+    log = "(00.05) Error (criu/cr-dump.c:389): Can't get rlimit 0: Operation not permitted\n"
+    text = describe_failure("checkpoint the container", message, log)
+    assert "why: CRIU could not read the rlimits" in text
+    assert "TCP connection" not in text
+    assert "file locks" not in text
