@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -25,20 +26,29 @@ def no_leaks() -> Iterator[None]:
 
 
 @pytest.fixture
-def derived_image() -> Iterator[Callable[[str, str], str]]:
-    """Build small images ``FROM`` the tiny image for a test; remove them afterwards."""
+def derived_image(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[str, str], str]]:
+    """Build small images ``FROM`` the tiny image for a test; remove them afterwards.
+
+    Built with the engine the test runs on (its ``engine`` fixture), else with Docker.
+    """
+    cli = request.getfixturevalue("engine") if "engine" in request.fixturenames else "docker"
     built: list[str] = []
 
     def build(tag: str, dockerfile: str) -> str:
+        context = tmp_path / f"build-{len(built)}"
+        context.mkdir()
+        (context / "Dockerfile").write_text(dockerfile)
         subprocess.run(
-            ["docker", "build", "-q", "-t", tag, "-"],
-            input=dockerfile.encode(),
+            [cli, "build", "-q", "-t", tag, str(context)],
             check=True,
             capture_output=True,
+            timeout=300,
         )
         built.append(tag)
         return tag
 
     yield build
     for tag in built:
-        subprocess.run(["docker", "rmi", "-f", tag], check=False, capture_output=True)
+        subprocess.run([cli, "rmi", "-f", tag], check=False, capture_output=True, timeout=120)

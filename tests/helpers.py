@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-import docker
-
+from pytest_criu.engine.compat import ContainerEngine
+from pytest_criu.engine.docker import DockerEngine
 from pytest_criu.engine.labels import (
     OWNER_PID,
     SESSION,
@@ -16,6 +18,7 @@ from pytest_criu.engine.labels import (
     owner_alive,
     process_start_time,
 )
+from pytest_criu.engine.podman import PodmanEngine
 
 TINY_IMAGE = os.environ.get("PYTEST_CRIU_TINY_IMAGE", "pytest-criu/tiny:latest")
 SERVICES_IMAGE = os.environ.get("PYTEST_CRIU_SERVICES_IMAGE", "pytest-criu/services:latest")
@@ -65,26 +68,44 @@ def prepares(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+@contextmanager
+def engines() -> Iterator[list[ContainerEngine]]:
+    """Connections to every engine running here: Docker, and Podman when its service is up."""
+    connected: list[ContainerEngine] = [DockerEngine()]
+    if Path(PodmanEngine.default_url().removeprefix("unix://")).exists():
+        connected.append(PodmanEngine())
+    try:
+        yield connected
+    finally:
+        for engine in connected:
+            engine.close()
+
+
+def engine_named(name: str) -> ContainerEngine:
+    """A new connection to ``docker`` or ``podman`` (close it)."""
+    return PodmanEngine() if name == "podman" else DockerEngine()
+
+
 def labelled_resources() -> tuple[set[str], set[str]]:
     """Ids of containers and images pytest-criu labelled for this process or a finished one.
 
-    Those of other live pytest runs (a developer's second terminal) are not counted.
+    Those of other live pytest runs (a developer's second terminal) are not counted. Podman
+    reports the owner a restored container's name records (see ``PodmanEngine.containers``).
     """
-    client = docker.from_env()
-    try:
-        # The low-level calls list without inspecting each (which races with removals).
-        containers = {
-            str(c["Id"])
-            for c in client.api.containers(all=True, filters={"label": SESSION})
-            if _ours_or_orphaned(c.get("Labels") or {})
-        }
-        images = {
-            str(i["Id"])
-            for i in client.api.images(filters={"label": [SESSION, SNAPSHOT_IMAGE]})
-            if _ours_or_orphaned(i.get("Labels") or {})
-        }
-    finally:
-        client.close()
+    containers: set[str] = set()
+    images: set[str] = set()
+    with engines() as connected:
+        for engine in connected:
+            containers |= {
+                str(c["Id"])
+                for c in engine.containers(SESSION)
+                if _ours_or_orphaned(c.get("Labels") or {})
+            }
+            images |= {
+                str(i["Id"])
+                for i in engine.images(SESSION, SNAPSHOT_IMAGE)
+                if _ours_or_orphaned(i.get("Labels") or {})
+            }
     return containers, images
 
 
@@ -94,12 +115,10 @@ def _ours_or_orphaned(labels: dict[str, str]) -> bool:
 
 def containers_of(pid: int) -> set[str]:
     """Ids of the containers pytest-criu created for the pytest process ``pid``."""
-    client = docker.from_env()
-    try:
-        label = f"{OWNER_PID}={pid}"
-        return {str(c["Id"]) for c in client.api.containers(all=True, filters={"label": label})}
-    finally:
-        client.close()
+    with engines() as connected:
+        return {
+            str(c["Id"]) for engine in connected for c in engine.containers(f"{OWNER_PID}={pid}")
+        }
 
 
 def orphaned_restore_copies(since: float) -> set[str]:
@@ -107,8 +126,6 @@ def orphaned_restore_copies(since: float) -> set[str]:
 
     Copies of live runs (another terminal, a benchmark) are not counted.
     """
-    from pytest_criu.engine.docker import DockerEngine
-
     engine = DockerEngine()
     try:
         copies = [c for c in engine.restore_copies() if c.modified >= since]

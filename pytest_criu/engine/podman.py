@@ -69,7 +69,8 @@ class PodmanEngine(ContainerEngine):
 
     def checkpoint(self, container_id: str, name: str) -> None:
         target = self.checkpoint_dir(container_id, name)
-        target.mkdir(mode=0o700, parents=True, exist_ok=True)
+        target.parent.mkdir(mode=0o700, exist_ok=True)
+        target.mkdir(mode=0o700, exist_ok=True)
         params = {"export": "true", "ignoreVolumes": "true", **CRIU_OPTIONS}
         try:
             response = self.api.post(

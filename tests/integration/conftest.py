@@ -1,10 +1,13 @@
-"""Everything under tests/integration needs a real Docker Engine with CRIU."""
+"""Everything under tests/integration needs a real engine (Docker, and Podman) with CRIU."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+from pytest_criu.engine.podman import PodmanEngine
 
 HERE = Path(__file__).parent
 
@@ -21,3 +24,21 @@ def prepare_log(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> P
     path = pytester.path / "prepare.log"
     monkeypatch.setenv("PREPARE_LOG", str(path))
     return path
+
+
+@pytest.fixture(params=["docker", "podman"])
+def engine(
+    request: pytest.FixtureRequest, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """Run the test once per engine: the suites it starts get ``--criu-engine=<engine>``.
+
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("engine")``. Depends on
+    ``pytester``, which clears ``PYTEST_ADDOPTS`` when it starts.
+    """
+    name = str(request.param)
+    socket = PodmanEngine.default_url().removeprefix("unix://")
+    if name == "podman" and not os.path.exists(socket):
+        pytest.skip(f"Podman's service is not running at {socket} (run scripts/setup-podman)")
+    addopts = os.environ.get("PYTEST_ADDOPTS", "")
+    monkeypatch.setenv("PYTEST_ADDOPTS", f"{addopts} --criu-engine={name}".strip())
+    return name

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from pytest_criu.engine.docker import DockerEngine
 from pytest_criu.engine.labels import reap_orphans
 from tests.helpers import (
     BOX_CONFTEST,
@@ -21,9 +20,12 @@ from tests.helpers import (
     TINY_IMAGE,
     box_tests,
     containers_of,
+    engine_named,
     labelled_resources,
     prepares,
 )
+
+pytestmark = pytest.mark.usefixtures("engine")
 
 BOX = BOX_CONFTEST
 BOX_TESTS = box_tests(3)
@@ -286,7 +288,7 @@ def test_failed_marked_test_shows_container_logs(
 
 
 def test_keep_on_failure_keeps_the_container(
-    pytester: pytest.Pytester, prepare_log: Path, no_leaks: None
+    pytester: pytest.Pytester, prepare_log: Path, no_leaks: None, engine: str
 ) -> None:
     pytester.makeconftest(BOX)
     pytester.makepyfile(
@@ -307,15 +309,15 @@ def test_keep_on_failure_keeps_the_container(
     try:
         assert len(kept) == 1
         (kept_id,) = kept
-        result.stdout.fnmatch_lines([f"box: kept container {kept_id[:12]} (docker rm -f *)"])
+        result.stdout.fnmatch_lines([f"box: kept container {kept_id[:12]} ({engine} rm -f *)"])
     finally:
         # What a user does with a kept container, plus what the next run would reap: its
         # snapshot image (in use by the kept container at the end of the run).
-        engine = DockerEngine()
+        connection = engine_named(engine)
         for container_id in kept:
-            engine.remove(container_id)
-        reap_orphans(engine)
-        engine.close()
+            connection.remove(container_id)
+        reap_orphans(connection)
+        connection.close()
 
 
 def test_checkpoint_failure_is_explained(pytester: pytest.Pytester, no_leaks: None) -> None:
@@ -400,7 +402,8 @@ def test_interrupted_run_removes_everything(
     pytester.makeconftest(BOX)
     pytester.makepyfile(test_waits=WAITING_TESTS)
     with _run_until(pytester, pytester.path / "in-test") as process:
-        assert len(containers_of(process.pid)) == 2, "source and restored containers exist"
+        # Source, current and (restore-ahead, perhaps still in flight) the next container.
+        assert len(containers_of(process.pid)) >= 2, "source and restored containers exist"
         process.send_signal(sig)
         output = process.communicate(timeout=120)[0].decode()
     assert "KeyboardInterrupt" in output, output
@@ -408,7 +411,7 @@ def test_interrupted_run_removes_everything(
 
 
 def test_killed_run_is_reaped_by_the_next(
-    pytester: pytest.Pytester, prepare_log: Path, no_leaks: None
+    pytester: pytest.Pytester, prepare_log: Path, no_leaks: None, engine: str
 ) -> None:
     pytester.makeconftest(BOX)
     pytester.makepyfile(test_waits=WAITING_TESTS)
@@ -416,8 +419,9 @@ def test_killed_run_is_reaped_by_the_next(
     with _run_until(pytester, pytester.path / "in-test") as process:
         process.kill()
     leftovers = labelled_resources()
-    assert len(leftovers[0] - before[0]) == 2, "SIGKILL leaves containers behind"
-    assert len(leftovers[1] - before[1]) == 1, "and the committed snapshot image"
+    assert len(leftovers[0] - before[0]) >= 2, "SIGKILL leaves containers behind"
+    # Docker: the committed snapshot image; Podman's checkpoint archive holds the files.
+    assert len(leftovers[1] - before[1]) == (1 if engine == "docker" else 0)
     (pytester.path / "test_waits.py").unlink()
     pytester.makepyfile(test_other="def test_nothing(): pass")
     # any run that talks to Docker reaps; one with a warm container certainly does

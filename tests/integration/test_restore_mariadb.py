@@ -6,6 +6,8 @@ import pytest
 
 from tests.helpers import SERVICES_IMAGE
 
+pytestmark = pytest.mark.usefixtures("engine")
+
 ROWS = 20000
 
 CONFTEST = f'''

@@ -6,6 +6,8 @@ import pytest
 
 from tests.helpers import SERVICES_IMAGE
 
+pytestmark = pytest.mark.usefixtures("engine")
+
 CONFTEST = f'''
 import pytest
 from pytest_criu import ready, warm_container

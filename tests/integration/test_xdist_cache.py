@@ -12,6 +12,8 @@ import pytest
 
 from tests.helpers import BOX_CONFTEST, TINY_IMAGE, box_tests, prepares
 
+pytestmark = pytest.mark.usefixtures("engine")
+
 CONFTEST = BOX_CONFTEST
 TESTS = box_tests(8)
 
