@@ -32,6 +32,8 @@ class Option(Generic[T]):
     aliases: tuple[str, ...] = ()
     """Older spellings of the flag and ini key, still accepted."""
     ini_aliases: tuple[str, ...] = ()
+    negation: str = ""
+    """For a flag that is on by default: the flag that turns it off."""
 
     @property
     def dest(self) -> str:
@@ -184,10 +186,12 @@ RESTORE_AHEAD = Option[bool](
     "--criu-restore-ahead",
     "criu_restore_ahead",
     "restore_ahead",
-    False,
+    True,
     _boolean,
-    "restore the next pristine container in the background while a test runs",
+    "restore the next pristine container in the background while a test runs (default: on "
+    "with the fresh strategy and a container network; --criu-no-restore-ahead turns it off)",
     is_flag=True,
+    negation="--criu-no-restore-ahead",
 )
 TIMINGS = Option[bool](
     "--criu-timings",
@@ -284,6 +288,14 @@ def register(parser: pytest.Parser) -> None:
             group.addoption(
                 option.flag, action="store_true", default=None, dest=option.dest, help=option.help
             )
+            if option.negation:
+                group.addoption(
+                    option.negation,
+                    action="store_false",
+                    default=None,
+                    dest=option.dest,
+                    help=f"the opposite of {option.flag}",
+                )
         else:
             group.addoption(
                 option.flag,
@@ -323,6 +335,8 @@ class Settings:
 def resolve(config: pytest.Config) -> Settings:
     """Resolve every option, CLI over ini over default; bad values are usage errors."""
     values = {option.field: _resolve_one(config, option) for option in ALL}
+    if values["strategy"] == "inplace" and not _given(config, RESTORE_AHEAD):
+        values["restore_ahead"] = False  # the default yields to the strategy
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.restore_ahead and settings.strategy == "inplace":
         raise pytest.UsageError(
@@ -330,6 +344,13 @@ def resolve(config: pytest.Config) -> Settings:
             "while a test runs); drop it or use --criu-strategy=fresh"
         )
     return settings
+
+
+def _given(config: pytest.Config, option: Option[bool]) -> bool:
+    """Whether the user set ``option`` (on the command line or in the ini file)."""
+    if config.getoption(option.dest, default=None) is not None:
+        return True
+    return bool(option.ini) and config.getini(option.ini) is not None
 
 
 def _resolve_one(config: pytest.Config, option: Option[object]) -> object:

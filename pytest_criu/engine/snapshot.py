@@ -49,7 +49,7 @@ class Options:
     restore_timeout: float = 120.0
     pull: bool = True
     volume_policy: Literal["tmpfs", "refuse"] = "tmpfs"
-    restore_ahead: bool = False
+    restore_ahead: bool = True
     restore_retries: int = 0
 
 
@@ -277,6 +277,8 @@ class WarmContainer:
             self._ahead = ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix=f"criu-ahead-{self.name}"
             )
+            # The first test gets the first restore; the second one's is made meanwhile.
+            self._next = self._ahead.submit(self._restore_one)
 
     def use_recreate(self) -> None:
         self.mode = "recreate"

@@ -27,6 +27,8 @@ class FakeEngine:
         self.created: list[str] = []
         self.removed: list[str] = []
         self.restored: list[str] = []
+        self.broken: set[str] = set()
+        """Containers whose restore fails."""
 
     def create(self, config: ContainerConfig) -> str:
         container_id = f"c{len(self.created) + 1}"
@@ -42,6 +44,8 @@ class FakeEngine:
         return target
 
     def restore(self, container_id: str, name: str) -> None:
+        if container_id in self.broken:
+            raise RestoreError("CRIU could not restore the checkpoint: restore failed")
         if self.failures:
             self.failures -= 1
             raise RestoreError("CRIU could not restore the checkpoint: content already exists")
@@ -106,7 +110,7 @@ def warm(tmp_path: Path, engine: FakeEngine, **options: Any) -> tuple[WarmContai
         prepare=None,
         engine=engine,  # type: ignore[arg-type]
         owner=Owner.current("session"),
-        options=Options(**options),
+        options=Options(**{"restore_ahead": False, **options}),
         say=said.append,
     )
     snapshot = Snapshot(
@@ -179,3 +183,34 @@ def test_inplace_restores_the_same_container(tmp_path: Path) -> None:
     assert engine.restored == ["c1", "c1", "c1"]
     assert engine.created == ["c1"]
     controller.close()
+
+
+def test_restore_ahead_restores_the_second_container_during_set_up(tmp_path: Path) -> None:
+    engine = FakeEngine(tmp_path)
+    controller, _ = warm(tmp_path, engine, restore_ahead=True)
+    assert controller._next is not None
+    controller._next.result(timeout=10)
+    assert engine.restored == ["c1", "c2"], "c2 was restored ahead while set-up finished"
+    assert controller.reset() == 0.0
+    assert controller.handle.id == "c1"
+    handed: list[str] = [controller.handle.id]
+    for _ in range(3):
+        controller.touch()
+        controller.reset()
+        handed.append(controller.handle.id)
+    assert handed == ["c1", "c2", "c3", "c4"], "every test gets a container no test touched"
+    controller.close()
+    assert sorted(engine.removed) == sorted(engine.created)
+
+
+def test_failed_restore_ahead_is_made_up_for_at_the_reset(tmp_path: Path) -> None:
+    engine = FakeEngine(tmp_path)
+    engine.broken.add("c2")
+    controller, said = warm(tmp_path, engine, restore_ahead=True)
+    assert controller.handle.id == "c1"
+    controller.touch()
+    controller.reset()
+    assert controller.handle.id == "c3", "c2 (restored ahead) failed; c3 was restored now"
+    assert any("restore-ahead failed" in line for line in said)
+    controller.close()
+    assert "c2" in engine.removed
