@@ -8,12 +8,13 @@ differ in both, so each engine finds its own daemon through its socket.
 
 from __future__ import annotations
 
-import os
 import socket
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import procfs
 
 DEFAULT_EXEC_ROOT = "/var/run/docker"
 
@@ -69,7 +70,7 @@ class DaemonPaths:
             return cls()
         cmdline = _cmdline(pid)
         exec_root = option_value(cmdline, "--exec-root") or DEFAULT_EXEC_ROOT
-        containerd = _child(pid, "containerd")
+        containerd = procfs.child_named(pid, "containerd")
         tmp = _environment(containerd).get("TMPDIR") if containerd else None
         if tmp is None:
             tmp = _environment(pid).get("TMPDIR")  # a managed containerd inherits it
@@ -91,18 +92,3 @@ def _environment(pid: int) -> dict[str, str]:
         return {}
     pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
     return {key: value for key, _, value in pairs}
-
-
-def _child(parent: int, comm: str) -> int | None:
-    with os.scandir("/proc") as entries:
-        pids = [entry.name for entry in entries if entry.name.isdigit()]
-    for pid in pids:
-        try:
-            stat = Path("/proc", pid, "stat").read_text()
-        except OSError:
-            continue
-        name = stat[stat.find("(") + 1 : stat.rfind(")")]
-        fields = stat.rpartition(")")[2].split()
-        if name == comm and len(fields) > 1 and int(fields[1]) == parent:
-            return int(pid)
-    return None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from . import criu_log
+from . import criu_log, procfs
 from .compat import ContainerConfig, ContainerEngine, Lap, error_text
 from .daemon import DaemonPaths
 from .errors import CheckpointError, RestoreError
@@ -203,7 +202,7 @@ class DockerEngine(ContainerEngine):
             )
         except requests.exceptions.Timeout:
             log = _restore_log(container_id, self.daemon_paths.task_roots)
-            stopped = _kill_restore(container_id)
+            stopped = procfs.kill_trees(procfs.restore_of(container_id))
             raise RestoreError(
                 criu_log.describe_failure(
                     "restore the checkpoint",
@@ -265,32 +264,6 @@ def _restore_log(container_id: str, task_roots: tuple[str, ...]) -> str | None:
         with contextlib.suppress(OSError):
             return log.read_text(errors="replace")
     return None
-
-
-def _kill_restore(container_id: str) -> int:
-    """Kill the runc restore of ``container_id`` and the CRIU processes below it."""
-    children: dict[int, list[int]] = {}
-    roots: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-        if b"restore" in cmdline and container_id.encode() in cmdline:
-            roots.append(int(entry.name))
-    victims: list[int] = []
-    while roots:
-        pid = roots.pop()
-        victims.append(pid)
-        roots.extend(children.get(pid, []))
-    for pid in victims:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-    return len(victims)
 
 
 def write_nonce(checkpoint: Path, container_id: str, owner: str = "") -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import docker.errors
 import requests
 
-from . import criu_log
+from . import criu_log, procfs
 from . import labels as labelling
 from .compat import ContainerConfig, ContainerEngine, Lap, error_text
 from .errors import CheckpointError, EngineError, RestoreError
@@ -131,10 +131,15 @@ class PodmanEngine(ContainerEngine):
         except OSError as error:
             raise RestoreError(f"cannot read the checkpoint archive: {error}") from None
         except requests.exceptions.Timeout:
-            self._adopt_leftover(container_name, created)
+            stopped = self._stop_restore(container_name)
+            log = self._adopt_leftover(container_name, created)
             raise RestoreError(
-                f"Podman did not finish the restore within {self.timeout:g}s "
-                "(a damaged checkpoint can make CRIU spin); the container was removed"
+                criu_log.describe_failure(
+                    "restore the checkpoint",
+                    f"no answer within {self.timeout:g}s; stopped {stopped} runc/CRIU "
+                    "processes (a damaged checkpoint can make CRIU spin)",
+                    log,
+                )
             ) from None
         if response.status_code >= 300:
             log = self._adopt_leftover(container_name, created)
@@ -156,8 +161,10 @@ class PodmanEngine(ContainerEngine):
                 timeout=self.timeout,
             )
         except requests.exceptions.Timeout:
+            stopped = procfs.kill_trees(procfs.restore_of(container_id))
             raise RestoreError(
-                f"Podman did not finish the restore within {self.timeout:g}s"
+                f"CRIU could not restore the checkpoint: no answer within {self.timeout:g}s; "
+                f"stopped {stopped} runc/CRIU processes"
             ) from None
         if response.status_code >= 300:
             log = self._userdata_file(container_id, "restore.log")
@@ -183,6 +190,14 @@ class PodmanEngine(ContainerEngine):
             return (self._static_dir(container) / file).read_text(errors="replace")
         except (OSError, EngineError, KeyError, ValueError):
             return None
+
+    def _stop_restore(self, container_name: str) -> int:
+        """Kill the runtime's restore of the container being imported as ``container_name``."""
+        try:
+            container_id = str(self.api.inspect_container(container_name)["Id"])
+        except docker.errors.APIError:
+            return 0
+        return procfs.kill_trees(procfs.restore_of(container_id))
 
     def _adopt_leftover(self, container_name: str, created: Callable[[str], None]) -> str | None:
         """After a failed import: hand a half-made container to the caller; its restore log."""
