@@ -7,6 +7,7 @@ an unhealthy host is reported, not signalled.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import ipaddress
 import os
@@ -33,6 +34,11 @@ Status = Literal["ok", "warn", "fail", "skip"]
 
 SETUP_HINT = "pytest-criu's scripts/setup-host does this on Debian"
 SETUP_PODMAN_HINT = "pytest-criu's scripts/setup-podman does this on Debian"
+PODMAN_CONF_FILES = ("/usr/share/containers/containers.conf", "/etc/containers/containers.conf")
+PODMAN_CONF_D = "/etc/containers/containers.conf.d"
+PODMAN_EXIT_DELAY_DEFAULT = 300
+#: Seconds an exec session's conmon may linger before it counts as piling up.
+PODMAN_EXIT_DELAY_LIMIT = 30
 DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
 DOCKER_PIDFILES = ("/var/run/docker.pid", "/run/docker.pid")
 RUNC_CONF = "/etc/criu/runc.conf"
@@ -253,6 +259,23 @@ def check_runc_conf(text: str | None, path: str = RUNC_CONF) -> Check:
     )
 
 
+def parse_exit_command_delay(texts: Sequence[str]) -> int | None:
+    """``exit_command_delay`` of ``[engine]`` in containers.conf files (later ones win)."""
+    found: int | None = None
+    for text in texts:
+        section = ""
+        for raw in text.splitlines():
+            line = raw.split("#", 1)[0].strip()
+            if line.startswith("[") and line.endswith("]"):
+                section = line.strip("[] ")
+                continue
+            key, _, value = line.partition("=")
+            if section == "engine" and key.strip() == "exit_command_delay":
+                with contextlib.suppress(ValueError):
+                    found = int(value.strip())
+    return found
+
+
 def parse_kernel_config(text: str, option: str) -> str | None:
     """``"y"``, ``"m"``, ``"n"`` (for "is not set") or ``None`` when ``option`` is absent."""
     for line in text.splitlines():
@@ -422,7 +445,7 @@ class _Probe:
         )
         host = info.get("host") or {}
         runtime = host.get("ociRuntime") or {}
-        runtime_version = str(runtime.get("version", "")).splitlines()[:1]
+        runtime_version = (str(runtime.get("version", "")).splitlines() or ["?"])[0]
         if (host.get("security") or {}).get("rootless"):
             self.add(
                 Check(
@@ -440,11 +463,33 @@ class _Probe:
                 Check(
                     "podman rootful",
                     "ok",
-                    f"rootful service, OCI runtime {runtime.get('name', '?')} "
-                    + " ".join(runtime_version),
+                    f"rootful service, OCI runtime {runtime.get('name', '?')} ({runtime_version})",
                 )
             )
         self.daemon = _find_daemon(url, self.timeout)
+        self.add(self._podman_exit_delay())
+
+    def _podman_exit_delay(self) -> Check:
+        environ = self.daemon.environ if self.daemon and self.daemon.environ else {}
+        if environ.get("CONTAINERS_CONF"):
+            paths = [environ["CONTAINERS_CONF"]]
+        else:
+            drop_ins = sorted(str(p) for p in Path(PODMAN_CONF_D).glob("*.conf"))
+            paths = [*PODMAN_CONF_FILES, *drop_ins]
+        texts = [text for text in (_read_text(path) for path in paths) if text is not None]
+        delay = parse_exit_command_delay(texts)
+        seconds = PODMAN_EXIT_DELAY_DEFAULT if delay is None else delay
+        if seconds <= PODMAN_EXIT_DELAY_LIMIT:
+            return Check("podman exec clean-up", "ok", f"exit_command_delay = {seconds} s")
+        return Check(
+            "podman exec clean-up",
+            "warn",
+            f"exit_command_delay is {seconds} s: Podman keeps two conmon processes per "
+            "handle.exec() (and readiness check by command) for that long after it ends; a "
+            "suite with many of them piles up thousands of processes",
+            f"set exit_command_delay = 5 under [engine] in {paths[-1]} and restart the service "
+            f"({SETUP_PODMAN_HINT})",
+        )
 
     def _unreachable(self, url: str, error: str) -> None:
         error = short_error(error)

@@ -23,6 +23,7 @@ from pytest_criu.engine.host import (
     dockerd_option,
     known_docker_problem,
     parse_cap_eff,
+    parse_exit_command_delay,
     parse_criu_version,
     parse_kernel_config,
     parse_runc_conf,
@@ -403,3 +404,15 @@ class TestHumanOutput:
         assert out.getvalue().splitlines()[-1] == (
             "verdict: snapshots can work here (1 warning(s) above)"
         )
+
+
+class TestPodmanExitDelay:
+    def test_later_files_win_and_only_the_engine_table_counts(self) -> None:
+        shipped = "[engine]\n#exit_command_delay = 1\nexit_command_delay = 300\n"
+        local = "[containers]\nexit_command_delay = 7\n\n[engine]\nexit_command_delay = 5 # short\n"
+        assert parse_exit_command_delay([shipped, local]) == 5
+        assert parse_exit_command_delay([local, shipped]) == 300
+
+    def test_unset_is_none(self) -> None:
+        assert parse_exit_command_delay(["[containers]\nexit_command_delay = 7\n"]) is None
+        assert parse_exit_command_delay([]) is None
