@@ -20,6 +20,7 @@ import docker.errors
 import pytest
 
 from pytest_criu.engine.host import detect_host
+from pytest_criu.engine.podman import PodmanEngine
 from tests.helpers import doctor, line_of
 
 pytestmark = pytest.mark.integration
@@ -158,9 +159,13 @@ def test_json_report_shape_and_types() -> None:
         "docker_api_version",
         "docker_root_dir",
         "kernel",
+        "engine",
+        "engine_version",
         "checks",
     ]
     assert data["can_snapshot"] is True
+    assert data["engine"] == "docker"
+    assert data["engine_version"] == data["docker_version"]
     assert isinstance(data["ok"], bool)
     for key in ("criu_version", "docker_version", "docker_api_version", "docker_root_dir"):
         assert isinstance(data[key], str), key
@@ -344,3 +349,50 @@ def test_second_daemon_criu_is_resolved_on_its_own_path(plain_daemon_url: str) -
         assert f"uses {found}" in line
     else:
         assert line.startswith("[ ok ]")
+
+
+@pytest.fixture
+def podman_url() -> str:
+    url = PodmanEngine.default_url()
+    if not os.path.exists(url.removeprefix("unix://")):
+        why = f"Podman's service is not running at {url}; run scripts/setup-podman"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    return url
+
+
+def test_podman_is_recognised_and_checked(podman_url: str) -> None:
+    result = doctor("--engine-url", podman_url, "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    assert data["engine"] == "podman"
+    assert data["engine_version"].startswith("4.")
+    assert data["docker_version"] is None
+    checks = {check["name"]: check for check in data["checks"]}
+    assert checks["podman"]["status"] == "ok"
+    assert podman_url in checks["podman"]["detail"]
+    assert checks["podman rootful"]["status"] == "ok"
+    assert checks["podman storage"]["status"] == "ok"
+    assert checks["podman exec clean-up"] == {
+        "name": "podman exec clean-up",
+        "status": "ok",
+        "detail": "exit_command_delay = 5 s",
+        "fix": "",
+        "blocks_snapshots": False,
+    }
+    assert checks["daemon's criu"]["status"] == "ok"
+    assert "Podman's service (pid " in checks["daemon's criu"]["detail"]
+    assert not {"docker host", "docker experimental", "docker data root"} & set(checks)
+
+
+def test_asking_for_the_other_engine_names_both(podman_url: str) -> None:
+    result = doctor("--engine", "docker", "--engine-url", podman_url)
+    assert result.returncode == 1
+    line = line_of(result.stdout, "engine")
+    assert line.startswith("[FAIL]")
+    assert f"--criu-engine=docker but {podman_url} is Podman 4." in line
+    assert "use --criu-engine=podman (or auto)" in line
+    docker = doctor("--engine", "podman", "--engine-url", "unix:///var/run/docker.sock")
+    assert docker.returncode == 1
+    assert "--criu-engine=podman but unix:///var/run/docker.sock is Docker 20." in docker.stdout

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_criu.cli import print_report
+from pytest_criu.engine import host as host_module
 from pytest_criu.engine.host import (
     Check,
     HostReport,
@@ -23,8 +24,8 @@ from pytest_criu.engine.host import (
     dockerd_option,
     known_docker_problem,
     parse_cap_eff,
-    parse_exit_command_delay,
     parse_criu_version,
+    parse_exit_command_delay,
     parse_kernel_config,
     parse_runc_conf,
     parse_version,
@@ -416,3 +417,39 @@ class TestPodmanExitDelay:
     def test_unset_is_none(self) -> None:
         assert parse_exit_command_delay(["[containers]\nexit_command_delay = 7\n"]) is None
         assert parse_exit_command_delay([]) is None
+
+
+class TestPodmanProbe:
+    """What a Podman service reports, judged without a service (``libpod/info`` as data)."""
+
+    def probe(self, rootless: bool) -> host_module._Probe:
+        probe = host_module._Probe("criu", "unix:///nonexistent/podman.sock", 1.0, "podman")
+        probe.libpod_info = {
+            "host": {
+                "security": {"rootless": rootless},
+                "ociRuntime": {"name": "runc", "version": "runc version 1.1.5\ncommit: x"},
+            }
+        }
+        probe._podman("unix:///run/user/1000/podman/podman.sock", {"Version": "4.3.1"})
+        return probe
+
+    def test_rootless_podman_cannot_snapshot_and_says_so(self) -> None:
+        report = self.probe(rootless=True).report
+        check = report.check("podman rootful")
+        assert check is not None
+        assert check.status == "fail"
+        assert check.blocks_snapshots
+        assert "rootless Podman cannot checkpoint containers" in check.detail
+        assert "run `podman system service unix:///run/podman/podman.sock` as root" in check.fix
+        blocker = report.snapshot_blocker()
+        assert blocker is not None
+        assert blocker.startswith("podman rootful: unix:///run/user/")
+
+    def test_rootful_podman_names_its_runtime(self) -> None:
+        report = self.probe(rootless=False).report
+        assert report.engine == "podman"
+        assert report.engine_version == "4.3.1"
+        check = report.check("podman rootful")
+        assert check == Check(
+            "podman rootful", "ok", "rootful service, OCI runtime runc (runc version 1.1.5)"
+        )
