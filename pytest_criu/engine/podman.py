@@ -22,6 +22,7 @@ from . import criu_log, procfs
 from . import labels as labelling
 from .compat import ContainerConfig, ContainerEngine, Lap, error_text
 from .errors import CheckpointError, EngineError, RestoreError
+from .netns import interface_up
 
 DEFAULT_URL = "unix:///run/podman/podman.sock"
 LIBPOD_VERSION = "v4.0.0"
@@ -149,6 +150,9 @@ class PodmanEngine(ContainerEngine):
         container_id = str(response.json()["Id"])
         created(container_id)
         lap("engine restore")
+        if config.spec.network_mode == "none":
+            self._loopback_up(container_id)
+            lap("loopback up")
         return container_id
 
     def restore_in_place(self, container_id: str, name: str, *, owner: str, lap: Lap) -> None:
@@ -172,6 +176,9 @@ class PodmanEngine(ContainerEngine):
                 criu_log.describe_failure("restore the checkpoint", error_text(response), log)
             )
         lap("engine restore")
+        if (self.inspect(container_id).get("HostConfig") or {}).get("NetworkMode") == "none":
+            self._loopback_up(container_id)
+            lap("loopback up")
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -190,6 +197,25 @@ class PodmanEngine(ContainerEngine):
             return (self._static_dir(container) / file).read_text(errors="replace")
         except (OSError, EngineError, KeyError, ValueError):
             return None
+
+    def _loopback_up(self, container_id: str) -> None:
+        """Set the restored container's loopback interface up again.
+
+        Podman 4.3 restores a container without a network (``network_mode="none"``) into a
+        namespace whose ``lo`` is down, so 127.0.0.1 is unreachable inside it; at checkpoint
+        time it was up.
+        """
+        pid = int((self.inspect(container_id).get("State") or {}).get("Pid") or 0)
+        problem = "the restored container has no process" if pid <= 0 else ""
+        if not problem:
+            try:
+                interface_up(pid, "lo")
+            except OSError as error:
+                problem = str(error)
+        if problem:
+            raise RestoreError(
+                f"cannot set the loopback interface of the restored container up: {problem}"
+            )
 
     def _stop_restore(self, container_name: str) -> int:
         """Kill the runtime's restore of the container being imported as ``container_name``."""

@@ -1,4 +1,4 @@
-"""The plugin against several Docker Engines: 20.10 (the main daemon), 26.1 and 28.x.
+"""The plugin against several engines: Docker 20.10 (the main daemon), 26.1, 28.x; Podman 4.3.
 
 Docker 26.1 (Debian trixie) and 28.x (Debian sid) come from ``scripts/setup-engines`` and run
 here as second daemons beside the main one (``tests/engines.py``), with bookworm's runc 1.1.5
@@ -11,7 +11,9 @@ network mode, and the outcome is asserted exactly, failures included:
   answers "bind-mount /proc/0/ns/net -> <exec-root>/netns/<id>: no such file or directory"
   (moby issue 50750), which the plugin explains; host-network containers restore repeatedly;
 - on every engine, --criu-restore-ahead with host networking restores the next container onto
-  the port of the current one, which then receives no new connections.
+  the port of the current one, which then receives no new connections;
+- Podman 4.3 (bookworm's, rootful service from ``scripts/setup-podman``) restores all three
+  network modes, recognised from the socket alone (``--criu-engine=auto``).
 
 Without the engines installed these tests skip (and fail under CI, where
 ``scripts/setup-engines`` must have run).
@@ -32,6 +34,7 @@ from typing import Any
 import docker
 import pytest
 
+from pytest_criu.engine.podman import PodmanEngine
 from tests.engines import EngineDaemon, find_engine, running_daemon
 from tests.helpers import TINY_IMAGE, doctor, line_of
 
@@ -90,6 +93,18 @@ def docker20() -> Target:
     if not version.startswith("20.10."):
         pytest.skip(f"the main daemon is Docker {version}, not 20.10")
     return Target("docker-20", MAIN_URL, version)
+
+
+@pytest.fixture(scope="module")
+def podman4() -> Target:
+    """Debian 12's rootful Podman 4.3 service, as scripts/setup-podman starts it."""
+    url = PodmanEngine.default_url()
+    if not os.path.exists(url.removeprefix("unix://")):
+        why = f"Podman's service is not running at {url}; run scripts/setup-podman"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    return Target("podman-4", url, _server_version(url))
 
 
 @pytest.fixture(scope="module")
@@ -310,6 +325,9 @@ def left_behind() -> Iterator[list[Target]]:
         ("docker-26", "host"),
         ("docker-26", "none"),
         ("docker-28", "host"),
+        ("podman-4", "bridge"),
+        ("podman-4", "host"),
+        ("podman-4", "none"),
     ],
 )
 def test_suite_passes(
@@ -322,8 +340,10 @@ def test_suite_passes(
     target = watched(request, left_behind, engine)
     result = run_suite(pytester, target, network)
     result.assert_outcomes(passed=4)
+    # The URL alone decides the engine: --criu-engine is left at auto.
+    title = "Podman" if target.engine.startswith("podman") else "Docker"
     result.stdout.fnmatch_lines(
-        [f"pytest-criu *Docker {target.version}*", "box: snapshot/fresh; *; 4 restores; *"]
+        [f"pytest-criu *{title} {target.version}*", "box: snapshot/fresh; *; 4 restores; *"]
     )
 
 
@@ -412,7 +432,7 @@ def test_second(box):
 """
 
 
-@pytest.mark.parametrize("engine", ["docker-20", "docker-26", "docker-28"])
+@pytest.mark.parametrize("engine", ["docker-20", "docker-26", "docker-28", "podman-4"])
 def test_host_network_turns_restore_ahead_off(
     request: pytest.FixtureRequest,
     pytester: pytest.Pytester,
@@ -442,3 +462,40 @@ def test_host_network_turns_restore_ahead_off(
     assert observed["listeners"] == 1, observed
     assert observed["answers"] == ["mine"] * 10, observed
     assert count_listeners(port) == 0
+
+
+INPLACE_TESTS = """
+import pytest
+
+from suite_settings import PORT
+
+
+def sh(handle, script):
+    return handle.exec(["sh", "-c", script])[1].strip()
+
+
+@pytest.mark.parametrize("i", range(3))
+@pytest.mark.criu_snapshot
+def test_in_place(box, i):
+    assert box.restores == i + 1
+    assert sh(box, "ls /data") == "seed"
+    assert sh(box, "wget -qO- http://127.0.0.1:" + str(PORT) + "/") == "ok"
+    sh(box, "touch /data/dirty")
+"""
+
+
+def test_podman_without_network_restores_in_place_with_loopback_up(
+    pytester: pytest.Pytester, podman4: Target, no_leaks: None
+) -> None:
+    """Podman 4.3 restores a none-network container with ``lo`` down; the plugin sets it up."""
+    write_suite(pytester, "none")
+    pytester.makepyfile(test_in_place=INPLACE_TESTS)
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        f"--criu-engine-url={podman4.url}",
+        "--criu-strategy=inplace",
+        timeout=300,
+    )
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["box: snapshot/inplace; *; 3 restores; *"])
