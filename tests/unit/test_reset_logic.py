@@ -29,6 +29,7 @@ class FakeEngine:
         self.restored: list[str] = []
         self.broken: set[str] = set()
         """Containers whose restore fails."""
+        self.events: list[str] = []
 
     def create(self, config: ContainerConfig) -> str:
         container_id = f"c{len(self.created) + 1}"
@@ -50,6 +51,7 @@ class FakeEngine:
             self.failures -= 1
             raise RestoreError("CRIU could not restore the checkpoint: content already exists")
         self.restored.append(container_id)
+        self.events.append(f"restored {container_id}")
 
     def restore_new(
         self,
@@ -90,6 +92,7 @@ class FakeEngine:
 
     def remove(self, container_id: str) -> None:
         self.removed.append(container_id)
+        self.events.append(f"removed {container_id}")
 
     def kill(self, container_id: str) -> None:
         pass
@@ -98,14 +101,16 @@ class FakeEngine:
         return ""
 
 
-def warm(tmp_path: Path, engine: FakeEngine, **options: Any) -> tuple[WarmContainer, list[str]]:
+def warm(
+    tmp_path: Path, engine: FakeEngine, network: str | None = None, **options: Any
+) -> tuple[WarmContainer, list[str]]:
     said: list[str] = []
     checkpoint = tmp_path / "source" / "checkpoints" / "pytest-criu"
     checkpoint.mkdir(parents=True)
     (checkpoint / "pages-1.img").write_bytes(b"p" * 100)
     controller = WarmContainer(
         name="box",
-        spec=build_spec(image="tiny", ports=[80]),
+        spec=build_spec(image="tiny", ports=[] if network else [80], network_mode=network),
         ready=(),
         prepare=None,
         engine=engine,  # type: ignore[arg-type]
@@ -214,3 +219,21 @@ def test_failed_restore_ahead_is_made_up_for_at_the_reset(tmp_path: Path) -> Non
     assert any("restore-ahead failed" in line for line in said)
     controller.close()
     assert "c2" in engine.removed
+
+
+def test_the_previous_container_goes_after_the_next_one_runs(tmp_path: Path) -> None:
+    engine = FakeEngine(tmp_path)
+    controller, _ = warm(tmp_path, engine)
+    controller.touch()
+    controller.reset()
+    controller.close()
+    assert engine.events.index("restored c2") < engine.events.index("removed c1")
+
+
+def test_with_host_networking_the_previous_container_goes_first(tmp_path: Path) -> None:
+    engine = FakeEngine(tmp_path)
+    controller, _ = warm(tmp_path, engine, network="host")
+    controller.touch()
+    controller.reset()
+    assert engine.events == ["restored c1", "removed c1", "restored c2"]
+    controller.close()
