@@ -210,9 +210,12 @@ class ContainerEngine(abc.ABC):
         text = output.decode("utf-8", "replace") if isinstance(output, bytes) else str(output)
         return int(code if code is not None else -1), text
 
-    def logs(self, container_id: str, *, tail: int | Literal["all"] = "all") -> str:
+    def logs(
+        self, container_id: str, *, tail: int | Literal["all"] = "all", since: float | None = None
+    ) -> str:
+        """The container's output, its last ``tail`` lines, or what it printed ``since``."""
         try:
-            raw = self.api.logs(container_id, stdout=True, stderr=True, tail=tail)
+            raw = self.api.logs(container_id, stdout=True, stderr=True, tail=tail, since=since)
         except docker.errors.NotFound:
             return ""
         except docker.errors.APIError as error:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import docker.errors
 import requests
@@ -41,6 +42,24 @@ class PodmanEngine(ContainerEngine):
 
     def __init__(self, base_url: str | None = None, timeout: float = 120.0) -> None:
         super().__init__(base_url or self.default_url(), timeout)
+        self._imported_at: dict[str, float] = {}
+
+    def logs(
+        self, container_id: str, *, tail: int | Literal["all"] = "all", since: float | None = None
+    ) -> str:
+        """As Docker's: an imported container's log starts at its restore.
+
+        Podman's archive carries the checkpointed container's log, which an import restores;
+        a restored process never printed those lines.
+        """
+        imported = self._imported_at.get(container_id)
+        if since is None and imported is not None:
+            since = imported
+        return super().logs(container_id, tail=tail, since=since)
+
+    def remove(self, container_id: str) -> None:
+        super().remove(container_id)
+        self._imported_at.pop(container_id, None)
 
     @classmethod
     def default_url(cls) -> str:
@@ -120,6 +139,7 @@ class PodmanEngine(ContainerEngine):
             params["publishPorts"] = [
                 f"{config.host_ip}::{port.number}/{port.protocol}" for port in config.spec.ports
             ]
+        began = time.time()
         try:
             with open(checkpoint / ARCHIVE, "rb") as archive:
                 response = self.api.post(
@@ -148,6 +168,7 @@ class PodmanEngine(ContainerEngine):
                 criu_log.describe_failure("restore the checkpoint", error_text(response), log)
             )
         container_id = str(response.json()["Id"])
+        self._imported_at[container_id] = began
         created(container_id)
         lap("engine restore")
         if config.spec.network_mode == "none":
