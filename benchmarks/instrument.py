@@ -3,9 +3,9 @@
 It changes nothing the plugin does; it only records, in memory, and writes one JSON file at
 the end of the session (path in ``$PYTEST_CRIU_BENCH_OUT``):
 
-- every restore pytest-criu makes, with its phases (wrapping ``WarmContainer._lap``, the
-  plugin's own phase timer) and the thread it ran in (restore-ahead runs in a background
-  thread);
+- every restore pytest-criu makes, with its phases (wrapping ``Stats.add_phase``, where the
+  plugin's own phase timer books them; ``WarmContainer._lap`` in older commits) and the
+  thread it ran in (restore-ahead runs in a background thread);
 - every ``reset()``: how long the test waited, and whether a restored-ahead container was
   waiting for it;
 - every test call's start and end, so the gap between two tests (what the user waits,
@@ -42,7 +42,7 @@ from typing import Any
 import pytest
 
 import pytest_criu
-from pytest_criu.engine.snapshot import WarmContainer
+from pytest_criu.engine.snapshot import Stats, WarmContainer
 from pytest_criu.runtime import RUNTIME_KEY
 
 from .engine_floor import criu_restore_seconds
@@ -73,17 +73,10 @@ class Recorder:
 
     def install(self) -> None:
         recorder = self
-        original_lap = WarmContainer._lap
         original_restore_one = WarmContainer._restore_one
         original_in_place = WarmContainer._restore_in_place
         original_reset = WarmContainer.reset
-
-        def lap(self: WarmContainer, phase: str, since: float) -> float:
-            now = original_lap(self, phase, since)
-            group = getattr(recorder._local, "group", None)
-            if group is not None:
-                group["phases"][phase] = group["phases"].get(phase, 0.0) + (now - since)
-            return now
+        self._install_phase_timer()
 
         def restore_one(self: WarmContainer) -> Any:
             with recorder._group("fresh"):
@@ -112,10 +105,41 @@ class Recorder:
                 recorder.resets.append(entry)
             return waited
 
-        WarmContainer._lap = lap  # type: ignore[method-assign]
         WarmContainer._restore_one = restore_one  # type: ignore[method-assign]
         WarmContainer._restore_in_place = restore_in_place  # type: ignore[method-assign]
         WarmContainer.reset = reset  # type: ignore[method-assign]
+
+    def _note_phase(self, phase: str, seconds: float) -> None:
+        group = getattr(self._local, "group", None)
+        if group is not None:
+            group["phases"][phase] = group["phases"].get(phase, 0.0) + seconds
+
+    def _install_phase_timer(self) -> None:
+        """Record each restore phase the plugin books, in the thread that books it.
+
+        Since the engine interface (one ``restore_new`` per engine) the plugin books phases
+        through ``Stats.add_phase``, called by the stopwatch ``WarmContainer._lapper`` hands
+        to the engine; before it, ``WarmContainer._lap(phase, since)`` (``--plugin-ref`` of
+        an older commit).
+        """
+        recorder = self
+        original_lap = getattr(WarmContainer, "_lap", None)
+        if original_lap is not None:
+
+            def lap(self: WarmContainer, phase: str, since: float) -> float:
+                now: float = original_lap(self, phase, since)
+                recorder._note_phase(phase, now - since)
+                return now
+
+            WarmContainer._lap = lap  # type: ignore[attr-defined]
+            return
+        original_add_phase = Stats.add_phase
+
+        def add_phase(self: Stats, phase: str, seconds: float) -> None:
+            original_add_phase(self, phase, seconds)
+            recorder._note_phase(phase, seconds)
+
+        Stats.add_phase = add_phase  # type: ignore[method-assign]
 
     def _group(self, kind: str) -> Any:
         recorder = self

@@ -14,6 +14,8 @@ checkpoint, or in recreate mode the prepared one), so it is left out of every st
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import itertools
 import json
 import os
@@ -45,6 +47,11 @@ STRATEGY_OPTIONS: dict[str, tuple[str, ...]] = {
     "fresh-deferred": ("--criu-strategy=fresh",),
     "ahead-early": ("--criu-strategy=fresh", "--criu-restore-ahead"),
 }
+#: Strategies measured without restore-ahead: the option is passed where the plugin knows it
+#: (since restore-ahead became the default), so that (a) stays the restore a test waits for.
+WITHOUT_AHEAD = ("fresh", "fresh-deferred")
+NO_AHEAD_FLAG = "--criu-no-restore-ahead"
+ENGINE_FLAG = "--criu-engine"
 STRATEGY_PROPOSALS: dict[str, str] = {
     "fresh-deferred": "defer-remove",
     "ahead-early": "ahead-at-adopt",
@@ -109,6 +116,8 @@ class Batch:
     strategy: str
     tests: int
     kind: str = "reset"  # "reset" | "long" | "control" (no warm container)
+    engine: str = "docker"
+    """``docker`` or ``podman``: passed as ``--criu-engine`` when the plugin knows it."""
     sleep: float = 0.0
     sample_every: int = 0
     light: bool = False
@@ -134,6 +143,36 @@ class BatchResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+@functools.cache
+def plugin_flags() -> frozenset[str]:
+    """The ``--criu-*`` options of the ``pytest_criu`` this process imports (the frozen copy).
+
+    Read from the source of its ``options`` module, so that a ``--plugin-ref`` from before
+    an option existed is never given it.
+    """
+    spec = importlib.util.find_spec("pytest_criu.options")
+    if spec is None or spec.origin is None:
+        return frozenset()
+    return frozenset(re.findall(r'"(--criu-[a-z-]+)"', Path(spec.origin).read_text()))
+
+
+def engine_options(engine: str) -> tuple[str, ...]:
+    """``--criu-engine=ENGINE`` for a plugin that has the option; nothing for one without.
+
+    A plugin without it knows only Docker (:func:`benchmarks.run.open_engines` refuses
+    other engines for it).
+    """
+    return (f"{ENGINE_FLAG}={engine}",) if ENGINE_FLAG in plugin_flags() else ()
+
+
+def pytest_options(batch: Batch) -> tuple[str, ...]:
+    """The pytest-criu options of one batch: its engine, its strategy's."""
+    options = [*engine_options(batch.engine), *STRATEGY_OPTIONS[batch.strategy]]
+    if batch.strategy in WITHOUT_AHEAD and NO_AHEAD_FLAG in plugin_flags():
+        options.append(NO_AHEAD_FLAG)
+    return tuple(options)
 
 
 def run_batch(batch: Batch, run_id: str, *, timeout: float = 1800.0) -> BatchResult:
@@ -178,7 +217,7 @@ def run_batch(batch: Batch, run_id: str, *, timeout: float = 1800.0) -> BatchRes
             "-q",
             "-p",
             "no:randomly",
-            *STRATEGY_OPTIONS[batch.strategy],
+            *pytest_options(batch),
         ]
         began = time.monotonic()
         try:

@@ -1,7 +1,8 @@
 """Turn ``results.json`` into the Markdown tables and the PNG chart.
 
 ``python -m benchmarks.report benchmarks/results/RUN/results.json`` redraws both from a
-saved run.
+saved run. Every workload, restore-ahead and endurance result carries its engine (results
+from before ``--engines`` have none: they are Docker's).
 """
 
 from __future__ import annotations
@@ -39,6 +40,50 @@ OVERHEAD_TARGET = 0.10
 SPEEDUP_TARGET = 5.0
 AHEAD_TARGET = 0.050
 TARGET_WORKLOADS = ("pyservice", "mariadb")
+ENGINE_TITLES = {"docker": "Docker", "podman": "Podman"}
+#: What the engine floor (d) times, per engine.
+FLOOR_CALLS = {"docker": "start?checkpoint=", "podman": "libpod import/restore"}
+#: The strategies whose medians the "Podman vs Docker" table compares ((e) uses no engine).
+ENGINE_COMPARED = ("fresh", "inplace", "recreate", "engine", "engine-rm", "fresh-deferred")
+
+
+def engine_of(item: dict[str, Any]) -> str:
+    """The engine a workload, restore-ahead or endurance result ran on."""
+    return str(item.get("engine") or "docker")
+
+
+def engines_in(data: dict[str, Any]) -> list[str]:
+    """The engines of a run, in the order they were given."""
+    named = (data.get("meta") or {}).get("engines")
+    found = [engine_of(item) for item in [*data["workloads"], *data["ahead"], *flats(data)]]
+    return list(dict.fromkeys([*(named or []), *found])) or ["docker"]
+
+
+def flats(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The endurance runs: a list (one per engine), or one object or null before engines."""
+    flat = data.get("flat")
+    if not flat:
+        return []
+    return [flat] if isinstance(flat, dict) else list(flat)
+
+
+def label(strategy: str, engine: str = "docker") -> str:
+    """A strategy's name in the tables; the engine floor names its engine's call."""
+    if strategy == "engine":
+        return f"(d) engine floor: {FLOOR_CALLS.get(engine, 'restore call')} only"
+    return LABELS[strategy]
+
+
+def _title(engine: str) -> str:
+    return ENGINE_TITLES.get(engine, engine)
+
+
+def _by_name(data: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Workload results by workload name, then by engine."""
+    grouped: dict[str, dict[str, dict[str, Any]]] = {}
+    for workload in data["workloads"]:
+        grouped.setdefault(workload["name"], {})[engine_of(workload)] = workload
+    return grouped
 
 
 def _mb(value: int | None) -> str:
@@ -96,27 +141,46 @@ def _verdict(met: bool | None) -> str:
 # -- Markdown -----------------------------------------------------------------------------
 
 
+def _engine_line(data: dict[str, Any]) -> str:
+    host = data["meta"]["host"]
+    parts = []
+    for engine in engines_in(data):
+        version = host.get(engine)
+        if engine == "docker":
+            parts.append(f"Docker {version} (containerd {host.get('containerd')})")
+        else:
+            parts.append(f"{_title(engine)} {version}")
+    return ", ".join(parts)
+
+
 def markdown(data: dict[str, Any]) -> str:
     meta = data["meta"]
     host = meta["host"]
+    engines = engines_in(data)
     lines = [
         f"# pytest-criu benchmark, {meta['mode']} mode",
         "",
         f"- date: {meta['started']} (run {meta['run_id']}, {meta.get('seconds', 0):.0f} s)",
         f"- command: `{meta['command']}`",
         f"- plugin: {_plugin_line(meta.get('plugin') or {})}",
-        f"- machine: {host['cores']} cores, Linux {host['kernel']}, Docker {host['docker']} "
-        f"(containerd {host['containerd']}), CRIU {host['criu']}, Python {host['python']}; "
+        f"- machine: {host['cores']} cores, Linux {host['kernel']}, {_engine_line(data)}, "
+        f"CRIU {host['criu']}, Python {host['python']}; "
         f"load average before {host['load_before'][0]:.1f}, after "
         f"{host.get('load_after', [0.0])[0]:.1f}",
-        "- shared and noisy: other jobs used the same Docker daemon. Strategies ran interleaved "
-        "(rotated order per round); compare ratios within this run, not absolute times "
-        "across runs.",
+        f"- engines: {', '.join(_title(e) for e in engines)}"
+        + "".join(
+            f"; {_title(engine)} skipped: {reason}"
+            for engine, reason in (meta.get("engines_skipped") or {}).items()
+        ),
+        "- shared and noisy: other jobs used the same engines. Strategies (and engines) ran "
+        "interleaved (rotated order per round); compare ratios within this run, not absolute "
+        "times across runs.",
         "- (a)-(c): seconds each test waited for its reset (`--criu-timings`), first test of "
         "each run excluded (it never waits). (d), (e): the timed restore alone.",
         "",
     ]
     lines += _strategy_section(data)
+    lines += _engines_section(data)
     lines += _targets_section(data)
     lines += _phases_section(data)
     lines += _sweep_section(data)
@@ -133,13 +197,15 @@ def _strategy_section(data: dict[str, Any]) -> list[str]:
     for workload in data["workloads"]:
         baseline = median(_samples(workload, "recreate"))
         floor = median(_samples(workload, "engine"))
-        for strategy, label in LABELS.items():
+        engine = engine_of(workload)
+        for strategy in LABELS:
             if strategy not in workload["series"]:
                 continue
+            name = label(strategy, engine)
             series = _series(workload, strategy)
             if series.get("skipped"):
                 rows.append(
-                    [workload["name"], _mb(workload["checkpoint_bytes"]), label, "0"]
+                    [workload["name"], engine, _mb(workload["checkpoint_bytes"]), name, "0"]
                     + ["-"] * 5
                     + [series["skipped"]]
                 )
@@ -150,8 +216,9 @@ def _strategy_section(data: dict[str, Any]) -> list[str]:
             rows.append(
                 [
                     workload["name"],
+                    engine,
                     _mb(workload["checkpoint_bytes"]),
-                    label,
+                    name,
                     str(len(samples)),
                     seconds(middle),
                     seconds(p95(samples)),
@@ -165,6 +232,7 @@ def _strategy_section(data: dict[str, Any]) -> list[str]:
             )
     header = [
         "workload",
+        "engine",
         "ckpt MB",
         "strategy",
         "n",
@@ -175,7 +243,128 @@ def _strategy_section(data: dict[str, Any]) -> list[str]:
         "÷ engine floor (d)",
         "notes",
     ]
-    return ["## Per-test reset by strategy", "", *_table(header, rows), ""]
+    notes = []
+    if "podman" in engines_in(data):
+        notes.append(
+            "`ckpt MB`: the checkpoint the restores read (Docker: the checkpoint directory; "
+            "Podman: the exported archive, which also holds the container's file changes)."
+        )
+    if len(engines_in(data)) > 1:
+        notes.append(
+            "Each row's ratios are within its engine: (c) and (d) are that engine's. (e) uses no "
+            "engine and is measured once per workload."
+        )
+    if notes:
+        notes.append("")
+    return ["## Per-test reset by strategy", "", *_table(header, rows), "", *notes]
+
+
+def _engines_section(data: dict[str, Any]) -> list[str]:
+    """Per engine: the fresh reset against its baseline; then Podman (or any) vs Docker."""
+    engines = engines_in(data)
+    if len(engines) < 2 or not data["workloads"]:
+        return []
+    rows = []
+    for name, by_engine in _by_name(data).items():
+        for engine in engines:
+            workload = by_engine.get(engine)
+            if workload is None:
+                continue
+            a, c = _samples(workload, "fresh"), _samples(workload, "recreate")
+            d = _samples(workload, "engine")
+            rows.append(
+                [
+                    name,
+                    engine,
+                    str(len(a)),
+                    seconds(median(a)),
+                    seconds(p95(a)),
+                    seconds(median(c)),
+                    seconds(p95(c)),
+                    _times(ratio(median(a), median(c))),
+                    _times(ratio(median(c), median(a))),
+                    seconds(median(d)),
+                    _percent(None if not (a and d) else (ratio(median(a), median(d)) or 0) - 1),
+                ]
+            )
+    lines = [
+        "## Engines side by side",
+        "",
+        "The fresh reset (a) against each engine's own recreate baseline (c) and engine floor "
+        "(d), per workload and engine:",
+        "",
+        *_table(
+            [
+                "workload",
+                "engine",
+                "n (a)",
+                "(a) median s",
+                "(a) p95 s",
+                "(c) median s",
+                "(c) p95 s",
+                "(a) / (c)",
+                "speed-up (c) / (a)",
+                "(d) median s",
+                "(a) over (d)",
+            ],
+            rows,
+        ),
+        "",
+    ]
+    reference = engines[0]
+    for other in engines[1:]:
+        lines += _engine_vs(data, other, reference)
+    return lines
+
+
+def _engine_vs(data: dict[str, Any], other: str, reference: str) -> list[str]:
+    """The ratio of medians ``other`` / ``reference`` per strategy and workload."""
+    rows = []
+    for name, by_engine in _by_name(data).items():
+        mine, theirs = by_engine.get(other), by_engine.get(reference)
+        if mine is None or theirs is None:
+            continue
+        for strategy in ENGINE_COMPARED:
+            top, bottom = _series(mine, strategy), _series(theirs, strategy)
+            upper, lower = top.get("samples") or [], bottom.get("samples") or []
+            if not upper and not lower:
+                continue
+            interval = bootstrap_ratio(upper, lower)
+            rows.append(
+                [
+                    name,
+                    SHORT[strategy],
+                    seconds(median(lower)),
+                    seconds(median(upper)),
+                    _times(ratio(median(upper), median(lower))),
+                    "-" if interval is None else f"{_times(interval[0])} .. {_times(interval[1])}",
+                    ", ".join(_times(x) for x in _round_ratios(top, bottom)) or "-",
+                ]
+            )
+    if not rows:
+        return []
+    return [
+        f"## {_title(other)} vs {_title(reference)}",
+        "",
+        f"Ratio of medians, {_title(other)} / {_title(reference)}, per strategy (below 1: "
+        f"{_title(other)} is faster). The two engines' batches of a strategy ran back to back "
+        f"in every round; (d) is each engine's own floor call ({FLOOR_CALLS.get(reference, '?')} "
+        f"vs {FLOOR_CALLS.get(other, '?')}).",
+        "",
+        *_table(
+            [
+                "workload",
+                "strategy",
+                f"{_title(reference)} median s",
+                f"{_title(other)} median s",
+                f"{_title(other)} / {_title(reference)}",
+                "95% bootstrap",
+                "per round",
+            ],
+            rows,
+        ),
+        "",
+    ]
 
 
 def targets(data: dict[str, Any]) -> dict[str, Any]:
@@ -197,6 +386,7 @@ def targets(data: dict[str, Any]) -> dict[str, Any]:
             overhead.append(
                 {
                     "workload": workload["name"],
+                    "engine_name": engine_of(workload),
                     "a": median(a),
                     "d": median(d),
                     "d_rm": median(_samples(workload, "engine-rm")),
@@ -220,6 +410,7 @@ def targets(data: dict[str, Any]) -> dict[str, Any]:
             speedups.append(
                 {
                     "workload": workload["name"],
+                    "engine_name": engine_of(workload),
                     "a": median(a),
                     "c": median(c),
                     "speedup": value,
@@ -238,6 +429,7 @@ def targets(data: dict[str, Any]) -> dict[str, Any]:
             proposals.append(
                 {
                     "workload": workload["name"],
+                    "engine_name": engine_of(workload),
                     "a": median(a),
                     "a_star": median(star),
                     "ratio": ratio(median(star), median(a)),
@@ -259,6 +451,7 @@ def targets(data: dict[str, Any]) -> dict[str, Any]:
                 "early": median(early),
                 "early_p95": p95(early),
                 "workload": result["workload"],
+                "engine_name": engine_of(result),
                 "ahead": middle,
                 "ahead_p95": p95(with_ahead),
                 "steady": median(result["steady"]["ahead"]),
@@ -270,23 +463,29 @@ def targets(data: dict[str, Any]) -> dict[str, Any]:
                 "met": None if middle is None else middle <= AHEAD_TARGET,
             }
         )
-    flat = None
-    if data.get("flat") and data["flat"]["samples"]:
-        samples = [s for s in data["flat"]["samples"] if not s.get("after_session")]
+    flat = []
+    for run in flats(data):
+        samples = [s for s in run["samples"] if not s.get("after_session")]
+        if not samples:
+            continue
         first, last = samples[0], samples[-1]
-        control = [
-            s for s in data["flat"].get("control_samples") or [] if not s.get("after_session")
-        ]
-        flat = {
-            "control_rss_kib": [control[0]["rss_kib"], control[-1]["rss_kib"]] if control else None,
-            "first_test": first["test"],
-            "last_test": last["test"],
-            "rss_kib": [first["rss_kib"], last["rss_kib"]],
-            "threads": [first["threads"], last["threads"]],
-            "fds": [first["fds"], last["fds"]],
-            "containers_max": max((s.get("containers", 0) for s in samples), default=0),
-            "leftover_containers": data["flat"]["leftover_containers"],
-        }
+        control = [s for s in run.get("control_samples") or [] if not s.get("after_session")]
+        flat.append(
+            {
+                "engine": engine_of(run),
+                "tests": run["tests"],
+                "control_rss_kib": [control[0]["rss_kib"], control[-1]["rss_kib"]]
+                if control
+                else None,
+                "first_test": first["test"],
+                "last_test": last["test"],
+                "rss_kib": [first["rss_kib"], last["rss_kib"]],
+                "threads": [first["threads"], last["threads"]],
+                "fds": [first["fds"], last["fds"]],
+                "containers_max": max((s.get("containers", 0) for s in samples), default=0),
+                "leftover_containers": run["leftover_containers"],
+            }
+        )
     return {
         "overhead": overhead,
         "speedup": speedups,
@@ -306,6 +505,7 @@ def _targets_section(data: dict[str, Any]) -> list[str]:
         rows.append(
             [
                 entry["workload"],
+                entry["engine_name"],
                 seconds(entry["a"]),
                 seconds(entry["d"]),
                 seconds(entry["d_rm"]),
@@ -324,11 +524,18 @@ def _targets_section(data: dict[str, Any]) -> list[str]:
             f"(target <= {OVERHEAD_TARGET:.0%}). `own steps` = the median create + place + "
             "inspect + other of (a); `(a) engine restore` = the same Engine API call as (d), timed "
             "inside the plugin, where the previous test's container is being removed meanwhile, "
-            "as in (d').",
+            "as in (d')."
+            + (
+                " On Podman the one restore call also creates the container: there are no "
+                "create and place steps."
+                if "podman" in engines_in(data)
+                else ""
+            ),
             "",
             *_table(
                 [
                     "workload",
+                    "engine",
                     "(a) median s",
                     "(d) median s",
                     "(d') median s",
@@ -347,6 +554,7 @@ def _targets_section(data: dict[str, Any]) -> list[str]:
     rows = [
         [
             entry["workload"] + (" (target)" if entry["targeted"] else ""),
+            entry["engine_name"],
             seconds(entry["c"]),
             seconds(entry["a"]),
             _times(entry["speedup"]),
@@ -363,7 +571,15 @@ def _targets_section(data: dict[str, Any]) -> list[str]:
             f"{SPEEDUP_TARGET:.0f}x on {' and '.join(TARGET_WORKLOADS)}):",
             "",
             *_table(
-                ["workload", "(c) median s", "(a) median s", "speed-up", "95% bootstrap", "target"],
+                [
+                    "workload",
+                    "engine",
+                    "(c) median s",
+                    "(a) median s",
+                    "speed-up",
+                    "95% bootstrap",
+                    "target",
+                ],
                 rows,
             ),
             "",
@@ -371,6 +587,7 @@ def _targets_section(data: dict[str, Any]) -> list[str]:
     rows = [
         [
             entry["workload"],
+            entry["engine_name"],
             milliseconds(entry["fresh"]),
             milliseconds(entry["ahead"]),
             milliseconds(entry["ahead_p95"]),
@@ -389,6 +606,7 @@ def _targets_section(data: dict[str, Any]) -> list[str]:
             *_table(
                 [
                     "workload",
+                    "engine",
                     "without ahead, median ms",
                     "with ahead, median ms",
                     "with ahead, p95 ms",
@@ -404,6 +622,7 @@ def _targets_section(data: dict[str, Any]) -> list[str]:
     rows = [
         [
             entry["workload"],
+            entry["engine_name"],
             seconds(entry["a"]),
             seconds(entry["a_star"]),
             _times(entry["ratio"]),
@@ -425,6 +644,7 @@ def _targets_section(data: dict[str, Any]) -> list[str]:
             *_table(
                 [
                     "workload",
+                    "engine",
                     "(a) median s",
                     "(a*) median s",
                     "(a*) / (a)",
@@ -438,8 +658,7 @@ def _targets_section(data: dict[str, Any]) -> list[str]:
             ),
             "",
         ]
-    flat = found["flat"]
-    if flat:
+    for flat in found["flat"]:
         control = flat["control_rss_kib"]
         control_text = (
             ""
@@ -448,7 +667,8 @@ def _targets_section(data: dict[str, Any]) -> list[str]:
             f"{control[0] / 1024:.1f} -> {control[1] / 1024:.1f} MiB."
         )
         lines += [
-            f"Endurance, {data['flat']['tests']} tests on the tiny image (pytest process, sampled "
+            f"Endurance on {_title(flat['engine'])}, {flat['tests']} tests on the tiny image "
+            f"(pytest process, sampled "
             f"inside tests {flat['first_test']} and {flat['last_test']}): RSS "
             f"{flat['rss_kib'][0] / 1024:.1f} -> {flat['rss_kib'][1] / 1024:.1f} MiB, threads "
             f"{flat['threads'][0]} -> {flat['threads'][1]}, open fds {flat['fds'][0]} -> "
@@ -471,9 +691,10 @@ def _phases_section(data: dict[str, Any]) -> list[str]:
     for workload in data["workloads"]:
         fresh = _series(workload, "fresh")
         engine = _series(workload, "engine")
+        where = [workload["name"], engine_of(workload)]
         rows.append(
             [
-                workload["name"],
+                *where,
                 "(a) fresh",
                 milliseconds(median(fresh.get("samples") or [])),
                 *_phase_medians(fresh, FRESH_PHASES),
@@ -482,7 +703,7 @@ def _phases_section(data: dict[str, Any]) -> list[str]:
         )
         rows.append(
             [
-                workload["name"],
+                *where,
                 "(d) engine floor",
                 milliseconds(median(engine.get("samples") or [])),
                 *_phase_medians(engine, ("create", "place checkpoint")),
@@ -496,7 +717,7 @@ def _phases_section(data: dict[str, Any]) -> list[str]:
         if concurrent.get("samples"):
             rows.append(
                 [
-                    workload["name"],
+                    *where,
                     "(d') engine floor, previous container removed meanwhile",
                     milliseconds(median(concurrent["samples"])),
                     *_phase_medians(concurrent, ("create", "place checkpoint")),
@@ -511,7 +732,7 @@ def _phases_section(data: dict[str, Any]) -> list[str]:
             stop, restore, inspect, other = _phase_medians(inplace, INPLACE_PHASES)
             rows.append(
                 [
-                    workload["name"],
+                    *where,
                     f"(b) inplace (stop {stop})",
                     milliseconds(median(inplace["samples"])),
                     "-",
@@ -524,6 +745,7 @@ def _phases_section(data: dict[str, Any]) -> list[str]:
             )
     header = [
         "workload",
+        "engine",
         "path",
         "reset ms",
         "create",
@@ -533,14 +755,28 @@ def _phases_section(data: dict[str, Any]) -> list[str]:
         "other (plugin)",
         "CRIU itself (of engine restore)",
     ]
+    text = [
+        "Engine restore is one API call. Docker's is `start?checkpoint=`: dockerd uploads the "
+        "checkpoint into containerd's content store, containerd and runc set the container "
+        "up, CRIU restores the processes (its own time from its restore.log in the last "
+        "column). For (d) the create/place/inspect steps ran untimed around the timed call. "
+        "`other` is the reset's time outside the restore phases (damage check, bookkeeping, "
+        "callbacks)."
+    ]
+    if "podman" in engines_in(data):
+        text.append(
+            "Podman's is `/libpod/containers/import/restore`: it creates the container from the "
+            "archive's config, unpacks the archive (CRIU images and file changes) and restores "
+            "it, so its create and place columns are empty. Podman deletes CRIU's log after a "
+            "successful restore: its CRIU column is the `restore_time` of the CRIU statistics "
+            "the floor's call asks for (`printStats`), for (d) only. That is CRIU's restore "
+            "stage alone, without the start-up and final steps the Docker figure (the log's "
+            "last timestamp) includes: compare the CRIU columns within an engine, not across."
+        )
     return [
         "## Where one restore's time goes (medians per restore, ms)",
         "",
-        "Engine restore is the `start?checkpoint=` call: dockerd uploads the checkpoint into "
-        "containerd's content store, containerd and runc set the container up, CRIU restores "
-        "the processes (its own time from its restore.log in the last column). For (d) the "
-        "create/place/inspect steps ran untimed around the timed call. `other` is the reset's "
-        "time outside the restore phases (damage check, bookkeeping, callbacks).",
+        " ".join(text),
         "",
         *_table(header, rows),
         "",
@@ -555,6 +791,7 @@ def sweep(data: dict[str, Any]) -> list[dict[str, Any]]:
         points.append(
             {
                 "workload": workload["name"],
+                "engine_name": engine_of(workload),
                 "mb": workload["checkpoint_bytes"] / 1e6,
                 "physical_mb": (workload["physical_bytes"] or 0) / 1e6,
                 **{
@@ -564,7 +801,7 @@ def sweep(data: dict[str, Any]) -> list[dict[str, Any]]:
                 "criu_in_engine": median(_series(workload, "engine").get("criu") or []),
             }
         )
-    return sorted(points, key=lambda point: float(point["mb"]))
+    return sorted(points, key=lambda point: (str(point["engine_name"]), float(point["mb"])))
 
 
 def _sweep_section(data: dict[str, Any]) -> list[str]:
@@ -574,32 +811,36 @@ def _sweep_section(data: dict[str, Any]) -> list[str]:
     rows = [
         [
             point["workload"],
+            point["engine_name"],
             f"{point['mb']:.1f}",
             seconds(point["fresh"]),
             seconds(point["inplace"]),
             seconds(point["engine"]),
             seconds(point["criu_in_engine"]),
             seconds(point["criu"]),
-            f"{point['physical_mb']:.1f}",
+            f"{point['physical_mb']:.1f}" if point["physical_mb"] else "-",
         ]
         for point in points
     ]
     fits = []
-    for key, label in (
-        ("fresh", "(a)"),
-        ("engine", "(d)"),
-        ("criu_in_engine", "CRIU in (d)"),
-        ("criu", "(e)"),
-    ):
-        fit = linear_fit([(p["mb"], p[key]) for p in points if p[key] is not None])
-        if fit:
-            fits.append(f"{label} {fit[0] * 1000:.0f} ms + {fit[1] * 1000:.1f} ms/MB")
+    for engine in engines_in(data):
+        mine = [p for p in points if p["engine_name"] == engine]
+        for key, name in (
+            ("fresh", "(a)"),
+            ("engine", "(d)"),
+            ("criu_in_engine", "CRIU in (d)"),
+            ("criu", "(e)"),
+        ):
+            fit = linear_fit([(p["mb"], p[key]) for p in mine if p[key] is not None])
+            if fit:
+                fits.append(f"{engine} {name} {fit[0] * 1000:.0f} ms + {fit[1] * 1000:.1f} ms/MB")
     return [
         "## Restore time vs checkpoint size (medians, s)",
         "",
         *_table(
             [
                 "workload",
+                "engine",
                 "ckpt MB",
                 "(a) fresh",
                 "(b) inplace",
@@ -611,7 +852,7 @@ def _sweep_section(data: dict[str, Any]) -> list[str]:
             rows,
         ),
         "",
-        "Least-squares fits over the workloads: " + "; ".join(fits) + ".",
+        "Least-squares fits over the workloads: " + ("; ".join(fits) or "too few points") + ".",
         "",
     ]
 
@@ -621,7 +862,8 @@ def _ahead_section(data: dict[str, Any]) -> list[str]:
     for result in data["ahead"]:
         tests = result["tests"]
         lines += [
-            f"- {result['workload']} (tests sleep {result['sleep']} s; test body median "
+            f"- {result['workload']} on {_title(engine_of(result))} (tests sleep "
+            f"{result['sleep']} s; test body median "
             f"{seconds(median(result.get('test_seconds') or []))} s, a restore made ahead median "
             f"{seconds(median(result.get('background_restores') or []))} s): "
             f"{result['restored_ahead']} containers handed to tests were restored ahead; "
@@ -637,52 +879,59 @@ def _ahead_section(data: dict[str, Any]) -> list[str]:
 
 
 def _flat_section(data: dict[str, Any]) -> list[str]:
-    flat = data.get("flat")
-    if not flat or not flat["samples"]:
-        return []
-    rows = [
-        [
-            "after the session" if sample.get("after_session") else str(sample["test"]),
-            f"{sample['rss_kib'] / 1024:.1f}",
-            str(sample["threads"]),
-            str(sample["fds"]),
-            str(sample.get("containers", "-")),
+    lines: list[str] = []
+    for flat in flats(data):
+        if not flat["samples"]:
+            continue
+        rows = [
+            [
+                "after the session" if sample.get("after_session") else str(sample["test"]),
+                f"{sample['rss_kib'] / 1024:.1f}",
+                str(sample["threads"]),
+                str(sample["fds"]),
+                str(sample.get("containers", "-")),
+            ]
+            for sample in flat["samples"]
         ]
-        for sample in flat["samples"]
-    ]
-    if len(rows) > 14:
-        rows = [*rows[:4], ["...", "", "", "", ""], *rows[-6:]]
-    resets = flat["resets"]
-    halves = len(resets) // 2
-    trend = ""
-    if halves >= 2:
-        trend = (
-            f" Reset median, first half {seconds(statistics.median(resets[:halves]))} s, "
-            f"second half {seconds(statistics.median(resets[halves:]))} s."
-        )
-    return [
-        f"## Endurance: {flat['tests']} restores in one pytest process",
-        "",
-        *_table(["test", "RSS MiB", "threads", "open fds", "containers of the run"], rows),
-        "",
-        f"Containers of the run left after it: {flat['leftover_containers']}.{trend}",
-        "",
-    ]
+        if len(rows) > 14:
+            rows = [*rows[:4], ["...", "", "", "", ""], *rows[-6:]]
+        resets = flat["resets"]
+        halves = len(resets) // 2
+        trend = ""
+        if halves >= 2:
+            trend = (
+                f" Reset median, first half {seconds(statistics.median(resets[:halves]))} s, "
+                f"second half {seconds(statistics.median(resets[halves:]))} s."
+            )
+        lines += [
+            f"## Endurance on {_title(engine_of(flat))}: {flat['tests']} restores in one "
+            "pytest process",
+            "",
+            *_table(["test", "RSS MiB", "threads", "open fds", "containers of the run"], rows),
+            "",
+            f"Containers of the run left after it: {flat['leftover_containers']}.{trend}",
+            "",
+        ]
+    return lines
 
 
 def _errors_section(data: dict[str, Any]) -> list[str]:
     lines = []
     for workload in data["workloads"]:
+        where = f"{workload['name']} [{engine_of(workload)}]"
         if workload.get("error"):
-            lines.append(f"- {workload['name']}: {workload['error']}")
+            lines.append(f"- {where}: {workload['error']}")
         for strategy, series in workload["series"].items():
             for error in series.get("errors") or []:
-                lines.append(f"- {workload['name']} {SHORT[strategy]}: {error.splitlines()[0]}")
+                lines.append(f"- {where} {SHORT[strategy]}: {error.splitlines()[0]}")
     for result in data["ahead"]:
         for error in result["errors"]:
-            lines.append(f"- ahead {result['workload']}: {error.splitlines()[0]}")
-    if data.get("flat") and data["flat"].get("error"):
-        lines.append(f"- flat: {data['flat']['error'].splitlines()[0]}")
+            lines.append(
+                f"- ahead {result['workload']} [{engine_of(result)}]: {error.splitlines()[0]}"
+            )
+    for flat in flats(data):
+        if flat.get("error"):
+            lines.append(f"- flat [{engine_of(flat)}]: {flat['error'].splitlines()[0]}")
     if not lines:
         return []
     return [
@@ -724,8 +973,17 @@ def chart(data: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
+def _chart_name(data: dict[str, Any], item: dict[str, Any], key: str = "name") -> str:
+    """An x-axis label: the workload, and its engine when the run has several."""
+    if len(engines_in(data)) < 2:
+        return str(item[key])
+    return f"{item[key]}\n{engine_of(item)}"
+
+
 def _chart_strategies(axis: Any, data: dict[str, Any]) -> None:
+    # One group of bars per workload and engine, a workload's engines side by side.
     workloads = data["workloads"]
+    engines = engines_in(data)
     present = [s for s in LABELS if any(_samples(w, s) for w in workloads)]
     width = 0.8 / max(1, len(present))
     for index, strategy in enumerate(present):
@@ -742,10 +1000,12 @@ def _chart_strategies(axis: Any, data: dict[str, Any]) -> None:
             medians,
             width,
             yerr=[[0.0] * len(highs), highs],
-            label=LABELS[strategy],
+            label=label(strategy, engines[0])
+            if strategy != "engine" or len(engines) < 2
+            else "(d) engine floor: the engine's restore call only",
             capsize=2,
         )
-    axis.set_xticks(range(len(workloads)), [w["name"] for w in workloads], rotation=20)
+    axis.set_xticks(range(len(workloads)), [_chart_name(data, w) for w in workloads], rotation=20)
     axis.set_yscale("log")
     axis.set_ylabel("seconds per reset (median; whisker: p95)")
     axis.set_title("Per-test reset by strategy")
@@ -754,16 +1014,27 @@ def _chart_strategies(axis: Any, data: dict[str, Any]) -> None:
 
 def _chart_sweep(axis: Any, data: dict[str, Any]) -> None:
     points = sweep(data)
-    for key, label, marker in (
-        ("fresh", LABELS["fresh"], "o"),
-        ("inplace", LABELS["inplace"], "s"),
-        ("engine", LABELS["engine"], "^"),
-        ("criu_in_engine", "CRIU's own time inside (d)", "v"),
-        ("criu", LABELS["criu"], "x"),
-    ):
-        xy = [(p["mb"], p[key]) for p in points if p[key] is not None]
-        if xy:
-            axis.plot([x for x, _ in xy], [y for _, y in xy], marker=marker, label=label)
+    engines = engines_in(data)
+    styles = ("-", "--", ":")
+    for number, engine in enumerate(engines):
+        mine = [p for p in points if p["engine_name"] == engine]
+        suffix = f" [{engine}]" if len(engines) > 1 else ""
+        for key, name, marker in (
+            ("fresh", LABELS["fresh"], "o"),
+            ("inplace", LABELS["inplace"], "s"),
+            ("engine", label("engine", engine), "^"),
+            ("criu_in_engine", "CRIU's own time inside (d)", "v"),
+            ("criu", LABELS["criu"], "x"),
+        ):
+            xy = [(p["mb"], p[key]) for p in mine if p[key] is not None]
+            if xy:
+                axis.plot(
+                    [x for x, _ in xy],
+                    [y for _, y in xy],
+                    marker=marker,
+                    linestyle=styles[number % len(styles)],
+                    label=name + suffix,
+                )
     for point in points:
         axis.annotate(point["workload"], (point["mb"], point["fresh"] or 0), fontsize=7)
     axis.set_xlabel("checkpoint size, MB")
@@ -782,17 +1053,21 @@ def _chart_phases(axis: Any, data: dict[str, Any]) -> None:
             heights.append(statistics.median(values) if values else 0.0)
         axis.bar(range(len(workloads)), heights, bottom=bottoms, label=phase)
         bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
-    criu = [median(_series(w, "fresh").get("criu") or []) or 0.0 for w in workloads]
+    criu = [
+        (position, median(_series(w, "fresh").get("criu") or []))
+        for position, w in enumerate(workloads)
+    ]
+    known = [(x, y) for x, y in criu if y is not None]  # Podman keeps no log to read it from
     axis.scatter(
-        range(len(workloads)),
-        criu,
+        [x for x, _ in known],
+        [y for _, y in known],
         color="black",
         marker="_",
         s=400,
         zorder=3,
         label="CRIU's own time (within engine restore)",
     )
-    axis.set_xticks(range(len(workloads)), [w["name"] for w in workloads], rotation=20)
+    axis.set_xticks(range(len(workloads)), [_chart_name(data, w) for w in workloads], rotation=20)
     axis.set_ylabel("seconds (median per phase)")
     axis.set_title("(a) fresh restore: where one reset's time goes")
     axis.legend(fontsize=7)
@@ -810,12 +1085,12 @@ def _chart_ahead(axis: Any, data: dict[str, Any]) -> None:
                 for index, value in enumerate(batch)
             ]
             if points:
-                label = f"{result['workload']}, {names[mode]}"
+                name = f"{_chart_name(data, result, 'workload')}, {names[mode]}".replace("\n", " ")
                 axis.scatter(
                     [x for x, _ in points],
                     [y for _, y in points],
                     marker=marker,
-                    label=label,
+                    label=name,
                     alpha=0.7,
                 )
     if data["ahead"]:
@@ -829,25 +1104,42 @@ def _chart_ahead(axis: Any, data: dict[str, Any]) -> None:
 
 
 def _chart_flat(left: Any, right: Any, data: dict[str, Any]) -> None:
-    flat = data.get("flat")
-    if not flat or not flat["samples"]:
+    runs = [flat for flat in flats(data) if flat["samples"]]
+    if not runs:
         left.set_visible(False)
         right.set_visible(False)
         return
-    samples = [s for s in flat["samples"] if not s.get("after_session")]
-    tests = [s["test"] for s in samples]
-    left.plot(tests, [s["rss_kib"] / 1024 for s in samples], label="RSS MiB")
-    left.plot(tests, [s["fds"] for s in samples], label="open fds")
-    left.plot(tests, [s["threads"] for s in samples], label="threads")
-    left.plot(tests, [s.get("containers", 0) for s in samples], label="containers of the run")
+    several = len(runs) > 1
+    styles = ("-", "--", ":")
+    for number, flat in enumerate(runs):
+        suffix = f" [{engine_of(flat)}]" if several else ""
+        style = styles[number % len(styles)]
+        samples = [s for s in flat["samples"] if not s.get("after_session")]
+        tests = [s["test"] for s in samples]
+        for key, name in (
+            ("rss_kib", "RSS MiB"),
+            ("fds", "open fds"),
+            ("threads", "threads"),
+            ("containers", "containers of the run"),
+        ):
+            values = [(s.get(key) or 0) / (1024 if key == "rss_kib" else 1) for s in samples]
+            left.plot(tests, values, linestyle=style, label=name + suffix)
+        resets = flat["resets"]
+        right.plot(
+            range(2, len(resets) + 2),
+            resets,
+            linewidth=0.6,
+            linestyle=style,
+            label=engine_of(flat),
+        )
     left.set_xlabel("test number")
-    left.set_title(f"Endurance: the pytest process over {flat['tests']} restores")
+    left.set_title(f"Endurance: the pytest process over {runs[0]['tests']} restores")
     left.legend(fontsize=7)
-    resets = flat["resets"]
-    right.plot(range(2, len(resets) + 2), resets, linewidth=0.6)
     right.set_xlabel("test number")
     right.set_ylabel("reset, s")
     right.set_title("Endurance: reset per test")
+    if several:
+        right.legend(fontsize=7)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,9 +1,12 @@
 """The benchmark's one command: ``sudo .venv/bin/python -m benchmarks [--quick]``.
 
-For every workload it builds the snapshot once for the floors, then runs R rounds; in each
-round every strategy runs one batch, in an order rotated from round to round (ABCDE, BCDEA,
-...), so slow drifts of a noisy machine hit every strategy alike. Then the restore-ahead
-comparison (interleaved the same way) and the endurance run (500 restores in full mode).
+For every workload it builds the snapshot once for the floors (once per engine), then runs R
+rounds; in each round every strategy runs one batch per engine, in an order rotated from
+round to round (ABCDE, BCDEA, ...; with ``--engines docker,podman`` each strategy's two
+batches run back to back, the engine that goes first alternating by round), so slow drifts
+of a noisy machine hit every strategy and every engine alike. Then the restore-ahead
+comparison (interleaved the same way) and the endurance run (500 restores in full mode), on
+every engine.
 ``--proposals`` adds prototypes of proposed plugin changes to both comparisons. Results go to
 ``benchmarks/results/<run id>-<mode>/`` (run id: UTC time + random suffix) as
 ``results.json``, ``results.md`` and ``results.png``; the Markdown is printed as well.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -26,22 +30,30 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_criu.engine.docker import DockerEngine
 
 from . import report
 from .criu_floor import CriuFloor, become_subreaper
-from .engine_floor import EngineFloor
-from .plugin_runs import Batch, BatchResult, run_batch
+from .engine_floor import EngineFloor, make_floor
+from .plugin_runs import ENGINE_FLAG, Batch, BatchResult, plugin_flags, run_batch
 from .source import FrozenPlugin
 from .workloads import BENCH_LABEL, WORKLOADS
+
+if TYPE_CHECKING:  # not at run time: commits before the Podman backend lack the module
+    from pytest_criu.engine.compat import ContainerEngine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STRATEGIES = ("fresh", "inplace", "recreate", "engine", "engine-rm", "criu")
 PLUGIN_STRATEGIES = ("fresh", "inplace", "recreate", "fresh-deferred")
 PROPOSED = ("fresh-deferred",)
 """Prototypes of proposed plugin changes, run with ``--proposals``."""
+ENGINES = ("docker", "podman")
+DEFAULT_SOCKETS = {
+    "docker": "unix:///var/run/docker.sock",
+    "podman": "unix:///run/podman/podman.sock",
+}
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,8 @@ class Plan:
     flat_tests: int
     flat_every: int
     proposals: bool = False
+    engines: tuple[str, ...] = ("docker",)
+    """The container engines every part runs on, side by side (``--engines``)."""
 
 
 QUICK = Plan(
@@ -79,6 +93,8 @@ QUICK = Plan(
     flat_tests=40,
     flat_every=5,
 )
+QUICK_SEVERAL_ENGINES: dict[str, Any] = {"ahead_rounds": 1, "flat_tests": 20}
+"""What ``--quick`` trims when it runs several engines, to stay under 10 minutes on 2 cores."""
 FULL = Plan(
     mode="full",
     workloads=("tiny", "redis-10k", "redis-100k", "redis-1m", "mariadb", "pyservice"),
@@ -123,6 +139,7 @@ class Series:
 class WorkloadResult:
     name: str
     description: str
+    engine: str = "docker"
     checkpoint_bytes: int | None = None
     physical_bytes: int | None = None
     prepare_seconds: float | None = None
@@ -137,6 +154,7 @@ class AheadResult:
 
     workload: str
     sleep: float
+    engine: str = "docker"
     series: dict[str, Series] = field(default_factory=dict)
     steady: dict[str, list[float]] = field(default_factory=dict)
     """Resets from the third test on (the second never has a restore ahead to take)."""
@@ -157,6 +175,7 @@ class AheadResult:
 @dataclass
 class FlatResult:
     tests: int
+    engine: str = "docker"
     resets: list[float] = field(default_factory=list)
     samples: list[dict[str, Any]] = field(default_factory=list)
     control_samples: list[dict[str, Any]] = field(default_factory=list)
@@ -170,7 +189,8 @@ class Results:
     meta: dict[str, Any]
     workloads: list[WorkloadResult] = field(default_factory=list)
     ahead: list[AheadResult] = field(default_factory=list)
-    flat: FlatResult | None = None
+    flat: list[FlatResult] = field(default_factory=list)
+    """One endurance run per engine (a single object, or null, in results before engines)."""
 
 
 def log(message: str) -> None:
@@ -179,6 +199,8 @@ def log(message: str) -> None:
 
 
 def rotated(items: Sequence[str], by: int) -> list[str]:
+    if not items:
+        return []
     shift = by % len(items)
     return [*items[shift:], *items[:shift]]
 
@@ -241,8 +263,10 @@ def floor_batch(
         if isinstance(floor, EngineFloor):
             sample = floor.sample(remove_previous_concurrently=concurrent)
             values.append(sample.restore)
-            series.add_phase("create", sample.create)
-            series.add_phase("place checkpoint", sample.place)
+            if sample.create is not None:
+                series.add_phase("create", sample.create)
+            if sample.place is not None:
+                series.add_phase("place checkpoint", sample.place)
             series.add_phase("engine restore", sample.restore)
             series.add_phase("inspect", sample.inspect)
             criu = sample.criu
@@ -280,121 +304,228 @@ def plugin_batch(series: Series, batch: Batch, run_id: str, where: str) -> None:
     series.rounds.append([])
 
 
-def measure_workload(name: str, plan: Plan, run_id: str, engine: DockerEngine) -> WorkloadResult:
-    """Every strategy on one workload, ``plan.rounds`` interleaved rounds."""
+def _describe(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def build_floor(name: str, engine_name: str, engine: ContainerEngine, run_id: str) -> EngineFloor:
+    """The workload's snapshot on ``engine``, built for its floor (retried once)."""
     workload = WORKLOADS[name]
-    result = WorkloadResult(name=name, description=workload.description)
+    log(f"{name} [{engine_name}]: building the snapshot for the floors")
+    floor = make_floor(engine, workload, run_id)
+    try:
+        floor.build()
+    except Exception as error:
+        log(f"{name} [{engine_name}]: building the snapshot failed ({error!s:.200}); retrying")
+        floor.close()
+        floor = make_floor(engine, workload, run_id)
+        try:
+            floor.build()
+        except BaseException:
+            floor.close()
+            raise
+    return floor
+
+
+def _workload_results(
+    name: str, plan: Plan, engines: Sequence[str]
+) -> tuple[list[str], dict[str, WorkloadResult]]:
+    """The strategies that apply to workload ``name``, and an empty result per engine."""
+    workload = WORKLOADS[name]
     everything = (*STRATEGIES, *PROPOSED) if plan.proposals else STRATEGIES
     strategies = [s for s in everything if s != "inplace" or workload.inplace_ok]
-    result.series = {strategy: Series() for strategy in everything}
-    if not workload.inplace_ok:
-        result.series["inplace"].skipped = (
-            "not applicable: state the tests change lives in the writable layer, "
-            "which inplace does not reset"
-        )
-    tests_per_batch = min(plan.tests, plan.fewer_tests.get(name, plan.tests))
-    floor = EngineFloor(engine, workload, run_id)
-    physical: CriuFloor | None = None
-    try:
-        log(f"{name}: building the snapshot for the floors")
+    results: dict[str, WorkloadResult] = {}
+    for engine_name in engines:
+        result = WorkloadResult(name=name, description=workload.description, engine=engine_name)
+        result.series = {strategy: Series() for strategy in everything}
+        if not workload.inplace_ok:
+            result.series["inplace"].skipped = (
+                "not applicable: state the tests change lives in the writable layer, "
+                "which inplace does not reset"
+            )
+        results[engine_name] = result
+    return strategies, results
+
+
+def build_floors(
+    name: str,
+    run_id: str,
+    engines: dict[str, ContainerEngine],
+    results: dict[str, WorkloadResult],
+    floors: dict[str, EngineFloor],
+) -> None:
+    """Build the workload's snapshot on every engine into ``floors``; record its facts."""
+    for engine_name, engine in engines.items():
+        result = results[engine_name]
         try:
-            built = floor.build()
-        except Exception as error:
-            log(f"{name}: building the snapshot failed ({error!s:.200}); retrying")
-            floor.close()
-            floor = EngineFloor(engine, workload, run_id)
-            built = floor.build()
+            floor = build_floor(name, engine_name, engine, run_id)
+        except Exception as error:  # one engine failing must not lose the other
+            result.error = _describe(error)
+            log(f"{name} [{engine_name}]: FAILED: {result.error}")
+            continue
+        floors[engine_name] = floor
+        built = floor.built
+        assert built is not None
         result.checkpoint_bytes = built.bytes
         result.prepare_seconds = built.prepare_seconds
         result.checkpoint_seconds = built.checkpoint_seconds
-        physical = CriuFloor(built.bytes)
-        result.physical_bytes = physical.dump()
         log(
-            f"{name}: checkpoint {built.bytes / 1e6:.1f} MB (prepared in "
-            f"{built.prepare_seconds:.2f}s); plain process dumped: "
-            f"{result.physical_bytes / 1e6:.1f} MB"
+            f"{name} [{engine_name}]: checkpoint {built.bytes / 1e6:.1f} MB (prepared in "
+            f"{built.prepare_seconds:.2f}s)"
         )
-        floors: dict[str, EngineFloor | CriuFloor] = {
-            "engine": floor,
-            "engine-rm": floor,
-            "criu": physical,
-        }
+
+
+def measure_workload(
+    name: str, plan: Plan, run_id: str, engines: dict[str, ContainerEngine]
+) -> list[WorkloadResult]:
+    """Every strategy on one workload, on every engine, ``plan.rounds`` interleaved rounds.
+
+    In each round the strategies run in a rotated order and each strategy's batches on the
+    engines run back to back, the engine order rotated as well, so that a slow minute hits
+    both engines' batches of a strategy alike. The physical floor (e) involves no engine: it
+    is measured once per workload, with the first engine's results.
+    """
+    strategies, results = _workload_results(name, plan, list(engines))
+    tests_per_batch = min(plan.tests, plan.fewer_tests.get(name, plan.tests))
+    floors: dict[str, EngineFloor] = {}
+    physical: CriuFloor | None = None
+    try:
+        build_floors(name, run_id, engines, results, floors)
+        physical_engine = next(iter(floors), None)
+        for engine_name, result in results.items():
+            if engine_name != physical_engine:
+                result.series[
+                    "criu"
+                ].skipped = f"no engine involved: measured once per workload, see {physical_engine}"
+        if physical_engine is not None:
+            first = results[physical_engine]
+            physical = CriuFloor(first.checkpoint_bytes or 0)
+            first.physical_bytes = physical.dump()
+            log(f"{name}: plain process dumped: {first.physical_bytes / 1e6:.1f} MB")
+        active = list(floors)
         for round_number in range(plan.rounds):
             for strategy in rotated(strategies, round_number):
-                series = result.series[strategy]
-                began = time.monotonic()
-                where = f"{name} r{round_number + 1} {strategy}"
-                if strategy in PLUGIN_STRATEGIES:
-                    tests = plan.baseline_tests if strategy == "recreate" else tests_per_batch
-                    plugin_batch(series, Batch(name, strategy, tests), run_id, where)
-                    continue
-                values = floor_batch(
-                    series,
-                    floors[strategy],
-                    tests_per_batch - 1,
-                    concurrent=strategy == "engine-rm",
-                )
-                series.rounds.append(values)
-                series.batch_seconds.append(time.monotonic() - began)
-                shown = ", ".join(f"{v:.2f}" for v in values)
-                log(f"{where}: [{shown}]")
+                for engine_name in rotated(list(engines), round_number):
+                    if engine_name not in active or (
+                        strategy == "criu" and engine_name != physical_engine
+                    ):
+                        continue
+                    result = results[engine_name]
+                    where = f"{name} [{engine_name}] r{round_number + 1} {strategy}"
+                    if strategy in PLUGIN_STRATEGIES:
+                        tests = plan.baseline_tests if strategy == "recreate" else tests_per_batch
+                        batch = Batch(name, strategy, tests, engine=engine_name)
+                        plugin_batch(result.series[strategy], batch, run_id, where)
+                        continue
+                    floor = physical if strategy == "criu" else floors[engine_name]
+                    if floor is not None and not timed_floor_batch(
+                        result, strategy, floor, tests_per_batch - 1, where
+                    ):
+                        active.remove(engine_name)  # this engine stops; the other goes on
     except Exception as error:  # one workload failing must not lose the others
-        result.error = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-        log(f"{name}: FAILED: {result.error}")
+        for result in results.values():
+            result.error = result.error or _describe(error)
+        log(f"{name}: FAILED: {_describe(error)}")
     finally:
         if physical is not None:
             physical.close()
-        floor.close()
-    return result
+        for floor_to_close in floors.values():
+            floor_to_close.close()
+    return list(results.values())
 
 
-def measure_ahead(name: str, plan: Plan, run_id: str) -> AheadResult:
+def timed_floor_batch(
+    result: WorkloadResult,
+    strategy: str,
+    floor: EngineFloor | CriuFloor,
+    samples: int,
+    where: str,
+) -> bool:
+    """One batch of a floor into ``result``; ``False`` (error recorded) when it failed."""
+    series = result.series[strategy]
+    began = time.monotonic()
+    try:
+        values = floor_batch(series, floor, samples, concurrent=strategy == "engine-rm")
+    except Exception as error:
+        result.error = _describe(error)
+        log(f"{where}: FAILED: {result.error}")
+        return False
+    series.rounds.append(values)
+    series.batch_seconds.append(time.monotonic() - began)
+    shown = ", ".join(f"{v:.2f}" for v in values)
+    log(f"{where}: [{shown}]")
+    return True
+
+
+def _absorb_ahead(result: AheadResult, mode: str, batch: BatchResult) -> None:
+    """Fold one restore-ahead comparison run into its result."""
+    absorb(result.series[mode], batch)
+    result.steady[mode].extend(batch.resets[1:])
+    result.tests += len(batch.test_log)
+    result.test_seconds.extend(e["ended"] - e["began"] for e in batch.test_log)
+    containers = [entry["container"] for entry in batch.test_log]
+    if len(set(containers)) != len(containers):
+        result.unique_containers = False
+    result.changed_under_test += sum(not entry["same"] for entry in batch.test_log)
+    result.probes_failed += batch.outcomes.get("failed", 0)
+    if batch.error:
+        result.errors.append(batch.error)
+    if mode.startswith("ahead"):
+        made_ahead = [
+            r
+            for r in batch.instrument.get("restores", [])
+            if str(r["thread"]).startswith("criu-ahead") and r.get("ok")
+        ]
+        ahead_threads = {r["container"] for r in made_ahead}
+        result.background_restores.extend(r["ended"] - r["began"] for r in made_ahead)
+        result.restored_ahead += sum(c in ahead_threads for c in containers)
+        for reset in batch.instrument.get("resets", []):
+            result.ahead_ready += bool(reset["ahead_done"])
+            result.ahead_pending += bool(reset["ahead_pending"] and not reset["ahead_done"])
+
+
+def measure_ahead(name: str, plan: Plan, run_id: str, engines: Sequence[str]) -> list[AheadResult]:
     """Long tests (each longer than a restore) with and without restore-ahead, interleaved."""
     sleep = plan.ahead_sleep.get(name, 2.0)
-    result = AheadResult(workload=name, sleep=sleep)
     modes = ("fresh", "ahead", "ahead-early") if plan.proposals else ("fresh", "ahead")
-    result.series = {mode: Series() for mode in modes}
-    result.steady = {mode: [] for mode in modes}
+    results: dict[str, AheadResult] = {}
+    for engine_name in engines:
+        result = AheadResult(workload=name, sleep=sleep, engine=engine_name)
+        result.series = {mode: Series() for mode in modes}
+        result.steady = {mode: [] for mode in modes}
+        results[engine_name] = result
     for round_number in range(plan.ahead_rounds):
         for mode in rotated(modes, round_number):
-            batch = run_batch(Batch(name, mode, plan.ahead_tests, kind="long", sleep=sleep), run_id)
-            absorb(result.series[mode], batch)
-            result.steady[mode].extend(batch.resets[1:])
-            result.tests += len(batch.test_log)
-            result.test_seconds.extend(e["ended"] - e["began"] for e in batch.test_log)
-            containers = [entry["container"] for entry in batch.test_log]
-            if len(set(containers)) != len(containers):
-                result.unique_containers = False
-            result.changed_under_test += sum(not entry["same"] for entry in batch.test_log)
-            result.probes_failed += batch.outcomes.get("failed", 0)
-            if batch.error:
-                result.errors.append(batch.error)
-            if mode.startswith("ahead"):
-                made_ahead = [
-                    r
-                    for r in batch.instrument.get("restores", [])
-                    if str(r["thread"]).startswith("criu-ahead") and r.get("ok")
-                ]
-                ahead_threads = {r["container"] for r in made_ahead}
-                result.background_restores.extend(r["ended"] - r["began"] for r in made_ahead)
-                result.restored_ahead += sum(c in ahead_threads for c in containers)
-                for reset in batch.instrument.get("resets", []):
-                    result.ahead_ready += bool(reset["ahead_done"])
-                    result.ahead_pending += bool(reset["ahead_pending"] and not reset["ahead_done"])
-            shown = ", ".join(f"{v:.3f}" for v in batch.resets)
-            log(f"ahead {name} r{round_number + 1} {mode}: [{shown}]")
-    return result
+            for engine_name in rotated(engines, round_number):
+                batch = run_batch(
+                    Batch(
+                        name, mode, plan.ahead_tests, kind="long", sleep=sleep, engine=engine_name
+                    ),
+                    run_id,
+                )
+                _absorb_ahead(results[engine_name], mode, batch)
+                shown = ", ".join(f"{v:.3f}" for v in batch.resets)
+                log(f"ahead {name} [{engine_name}] r{round_number + 1} {mode}: [{shown}]")
+    return list(results.values())
 
 
-def measure_flat(plan: Plan, run_id: str, engine: DockerEngine) -> FlatResult:
+def measure_flat(plan: Plan, run_id: str, engine_name: str, engine: ContainerEngine) -> FlatResult:
     """One long run on the tiny image, sampling the pytest process from inside its tests.
 
     Only the samples are recorded in that process; a control run of as many tests without a
     warm container shows what pytest itself accumulates.
     """
-    result = FlatResult(tests=plan.flat_tests)
+    result = FlatResult(tests=plan.flat_tests, engine=engine_name)
     batch = run_batch(
-        Batch("tiny", "fresh", plan.flat_tests, sample_every=plan.flat_every, light=True),
+        Batch(
+            "tiny",
+            "fresh",
+            plan.flat_tests,
+            sample_every=plan.flat_every,
+            light=True,
+            engine=engine_name,
+        ),
         run_id,
     )
     result.resets = batch.resets
@@ -402,12 +533,19 @@ def measure_flat(plan: Plan, run_id: str, engine: DockerEngine) -> FlatResult:
     result.error = batch.error
     result.leftover_containers = len(engine.containers(f"{BENCH_LABEL}={run_id}"))
     control = run_batch(
-        Batch("tiny", "fresh", plan.flat_tests, kind="control", sample_every=plan.flat_every),
+        Batch(
+            "tiny",
+            "fresh",
+            plan.flat_tests,
+            kind="control",
+            sample_every=plan.flat_every,
+            engine=engine_name,
+        ),
         run_id,
     )
     result.control_samples = control.instrument.get("samples", [])
     log(
-        f"flat: {len(batch.resets)} resets in {batch.wall:.0f}s; "
+        f"flat [{engine_name}]: {len(batch.resets)} resets in {batch.wall:.0f}s; "
         f"{len(result.samples)} samples; leftover containers {result.leftover_containers}"
     )
     return result
@@ -416,24 +554,84 @@ def measure_flat(plan: Plan, run_id: str, engine: DockerEngine) -> FlatResult:
 # -- the command --------------------------------------------------------------------------
 
 
-def host_facts(engine: DockerEngine) -> dict[str, Any]:
+class EngineUnavailableError(Exception):
+    """Why an engine named in ``--engines`` is left out of this run."""
+
+
+def open_engine(name: str) -> ContainerEngine:
+    """A connection to ``name``, at the socket the plugin's pytest runs will use.
+
+    The plugin (as frozen) must have ``--criu-engine`` for anything but Docker: before the
+    Podman backend it knows only Docker, and its runs are given no engine option at all.
+    """
+    modern = (
+        ENGINE_FLAG in plugin_flags()
+        and importlib.util.find_spec("pytest_criu.engine.connect") is not None
+    )
+    if not modern:
+        if name != "docker":
+            raise EngineUnavailableError(
+                f"the plugin benchmarked has no {ENGINE_FLAG} option (no Podman backend); "
+                "benchmark the working tree or a --plugin-ref that has it"
+            )
+        url = os.environ.get("DOCKER_HOST") or DEFAULT_SOCKETS["docker"]
+    else:
+        from pytest_criu.engine.connect import engine_url
+
+        url = engine_url("podman" if name == "podman" else "docker", None)
+    if url.startswith("unix://") and not Path(url.removeprefix("unix://")).exists():
+        raise EngineUnavailableError(f"no socket at {url} (is the {name} service running?)")
+    try:
+        if not modern:
+            return DockerEngine()
+        from pytest_criu.engine.connect import connect
+
+        return connect("podman" if name == "podman" else "docker", None, timeout=120.0)
+    except Exception as error:
+        raise EngineUnavailableError(f"cannot connect at {url}: {error}") from None
+
+
+def open_engines(names: Sequence[str]) -> tuple[dict[str, ContainerEngine], dict[str, str]]:
+    """Connections to the engines asked for, and why the others were skipped."""
+    engines: dict[str, ContainerEngine] = {}
+    skipped: dict[str, str] = {}
+    for name in names:
+        try:
+            engines[name] = open_engine(name)
+        except EngineUnavailableError as error:
+            skipped[name] = str(error)
+            log(f"engine {name} skipped: {error}")
+    return engines, skipped
+
+
+def host_facts(engines: dict[str, ContainerEngine]) -> dict[str, Any]:
     criu = subprocess.run(["criu", "--version"], capture_output=True, text=True, check=False)
-    version = engine.version()
-    return {
+    facts: dict[str, Any] = {
         "cores": os.cpu_count(),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "docker": version.get("Version"),
-        "containerd": next(
-            (c.get("Version") for c in version.get("Components", []) if c["Name"] == "containerd"),
-            None,
-        ),
+        "docker": None,
+        "containerd": None,
+        "podman": None,
         "criu": criu.stdout.split("\n", 1)[0].replace("Version: ", "").strip(),
         "load_before": os.getloadavg(),
     }
+    for name, engine in engines.items():
+        version = engine.version()
+        facts[name] = version.get("Version")
+        if name == "docker":
+            facts["containerd"] = next(
+                (
+                    c.get("Version")
+                    for c in version.get("Components", [])
+                    if c["Name"] == "containerd"
+                ),
+                None,
+            )
+    return facts
 
 
-def remove_labelled(engine: DockerEngine, run_id: str) -> tuple[int, int]:
+def remove_labelled(engine: ContainerEngine, run_id: str) -> tuple[int, int]:
     """Remove every container and image carrying this run's benchmark label."""
     label = f"{BENCH_LABEL}={run_id}"
     containers = engine.containers(label)
@@ -463,9 +661,16 @@ def parse_arguments(argv: Sequence[str] | None) -> tuple[Plan, argparse.Namespac
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Compare pytest-criu's reset strategies on the same workloads, "
-        "interleaved, on this machine (run as root on the Docker host).",
+        "interleaved, on this machine (run as root on the engines' host).",
     )
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few minutes")
+    parser.add_argument(
+        "--engines",
+        default="docker",
+        help=f"comma-separated container engines to run everything on, side by side: "
+        f"{', '.join(ENGINES)} (default: docker); an engine whose socket is missing is skipped "
+        "with the reason",
+    )
     parser.add_argument(
         "--workloads",
         help=f"comma-separated subset of: {', '.join(WORKLOADS)} (default: the mode's)",
@@ -506,6 +711,15 @@ def parse_arguments(argv: Sequence[str] | None) -> tuple[Plan, argparse.Namespac
         changes["workloads"] = names
     if arguments.proposals:
         changes["proposals"] = True
+    engines = tuple(dict.fromkeys(n.strip() for n in arguments.engines.split(",") if n.strip()))
+    unknown = [n for n in engines if n not in ENGINES]
+    if unknown or not engines:
+        parser.error(
+            f"--engines: unknown {', '.join(unknown) or '(none given)'}; known: docker, podman"
+        )
+    changes["engines"] = engines
+    if len(engines) > 1 and plan.mode == "quick":
+        changes.update(QUICK_SEVERAL_ENGINES)
     for option in ("rounds", "tests", "baseline_tests", "flat_tests"):
         value = getattr(arguments, option)
         if value is not None:
@@ -520,7 +734,7 @@ def main(argv: Sequence[str] | None = None, *, frozen: FrozenPlugin | None = Non
     plan, arguments = parse_arguments(argv)
     if os.geteuid() != 0:
         print(
-            "benchmarks: run as root on the Docker host (the plugin places checkpoint files "
+            "benchmarks: run as root on the engines' host (the plugin places checkpoint files "
             "into the daemon's data root): sudo .venv/bin/python -m benchmarks",
             file=sys.stderr,
         )
@@ -529,7 +743,11 @@ def main(argv: Sequence[str] | None = None, *, frozen: FrozenPlugin | None = Non
     run_id = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
     out = arguments.out or RESULTS / f"{run_id}-{plan.mode}"
     become_subreaper()
-    engine = DockerEngine()
+    engines, skipped = open_engines(plan.engines)
+    if not engines:
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped.items())
+        print(f"benchmarks: no engine to run on ({reasons})", file=sys.stderr)
+        return 2
     began = time.monotonic()
     started = datetime.datetime.now(datetime.timezone.utc)
     results = Results(
@@ -539,29 +757,44 @@ def main(argv: Sequence[str] | None = None, *, frozen: FrozenPlugin | None = Non
             "plan": asdict(plan),
             "command": " ".join(["python -m benchmarks", *(argv or sys.argv[1:])]),
             "started": started.isoformat(timespec="seconds"),
-            "host": host_facts(engine),
+            "host": host_facts(engines),
+            "engines": list(engines),
+            "engines_skipped": skipped,
             "plugin": asdict(frozen) if frozen else {"origin": "not frozen"},
         }
     )
-    log(f"run {run_id}: {plan.mode} mode, workloads {', '.join(plan.workloads)}")
+    log(
+        f"run {run_id}: {plan.mode} mode, engines {', '.join(engines)}, "
+        f"workloads {', '.join(plan.workloads)}"
+    )
     try:
         with sigterm_as_interrupt():
             if "workloads" not in skip:
                 for name in plan.workloads:
-                    results.workloads.append(measure_workload(name, plan, run_id, engine))
+                    results.workloads.extend(measure_workload(name, plan, run_id, engines))
             if "ahead" not in skip:
                 for name in plan.ahead_workloads:
-                    results.ahead.append(measure_ahead(name, plan, run_id))
+                    results.ahead.extend(measure_ahead(name, plan, run_id, list(engines)))
             if "flat" not in skip:
-                results.flat = measure_flat(plan, run_id, engine)
+                for engine_name, engine in engines.items():
+                    results.flat.append(measure_flat(plan, run_id, engine_name, engine))
     except KeyboardInterrupt:
         log("interrupted: cleaning up and writing what was measured")
     finally:
-        removed = remove_labelled(engine, run_id)
-        results.meta["leftovers_removed"] = {"containers": removed[0], "images": removed[1]}
+        removed: dict[str, dict[str, int]] = {}
+        for engine_name, engine in engines.items():
+            with contextlib.suppress(Exception):
+                containers, images = remove_labelled(engine, run_id)
+                removed[engine_name] = {"containers": containers, "images": images}
+        results.meta["leftovers_removed"] = {
+            "containers": sum(r["containers"] for r in removed.values()),
+            "images": sum(r["images"] for r in removed.values()),
+            "engines": removed,
+        }
         results.meta["seconds"] = round(time.monotonic() - began, 1)
         results.meta["host"]["load_after"] = os.getloadavg()
-        engine.close()
+        for engine in engines.values():
+            engine.close()
     out.mkdir(parents=True, exist_ok=True)
     data = json.loads(json.dumps(asdict(results)))
     (out / "results.json").write_text(json.dumps(data, indent=1))
