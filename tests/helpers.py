@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from pytest_criu.engine.compat import ContainerEngine
 from pytest_criu.engine.docker import DockerEngine
 from pytest_criu.engine.labels import (
@@ -79,6 +81,17 @@ def engines() -> Iterator[list[ContainerEngine]]:
     finally:
         for engine in connected:
             engine.close()
+
+
+def podman_url_or_skip() -> str:
+    """Podman's rootful socket; skip without its service (fail under CI, which sets it up)."""
+    url = PodmanEngine.default_url()
+    if not Path(url.removeprefix("unix://")).exists():
+        why = f"Podman's service is not running at {url}; run scripts/setup-podman"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    return url
 
 
 def engine_named(name: str) -> ContainerEngine:

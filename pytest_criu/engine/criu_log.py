@@ -109,3 +109,13 @@ def describe_failure(action: str, message: str, log: str | None) -> str:
     elif log is None:
         parts.append("(CRIU's log was not available)")
     return "\n".join(parts)
+
+
+def describe_stuck_restore(timeout: float, stopped: int, log: str | None) -> str:
+    """The error for a restore that outlived ``timeout`` and had ``stopped`` processes killed."""
+    return describe_failure(
+        "restore the checkpoint",
+        f"no answer within {timeout:g}s; stopped {stopped} runc/CRIU processes (a damaged "
+        "checkpoint can make CRIU spin)",
+        log,
+    )

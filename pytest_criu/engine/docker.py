@@ -204,12 +204,7 @@ class DockerEngine(ContainerEngine):
             log = _restore_log(container_id, self.daemon_paths.task_roots)
             stopped = procfs.kill_trees(procfs.restore_of(container_id))
             raise RestoreError(
-                criu_log.describe_failure(
-                    "restore the checkpoint",
-                    f"no answer within {self.timeout:g}s; stopped {stopped} runc/CRIU "
-                    "processes (a damaged checkpoint can make CRIU spin)",
-                    log,
-                )
+                criu_log.describe_stuck_restore(self.timeout, stopped, log)
             ) from None
         if response.status_code < 300:
             return

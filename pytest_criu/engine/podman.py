@@ -155,12 +155,7 @@ class PodmanEngine(ContainerEngine):
             stopped = self._stop_restore(container_name)
             log = self._adopt_leftover(container_name, created)
             raise RestoreError(
-                criu_log.describe_failure(
-                    "restore the checkpoint",
-                    f"no answer within {self.timeout:g}s; stopped {stopped} runc/CRIU "
-                    "processes (a damaged checkpoint can make CRIU spin)",
-                    log,
-                )
+                criu_log.describe_stuck_restore(self.timeout, stopped, log)
             ) from None
         if response.status_code >= 300:
             log = self._adopt_leftover(container_name, created)
@@ -187,9 +182,9 @@ class PodmanEngine(ContainerEngine):
             )
         except requests.exceptions.Timeout:
             stopped = procfs.kill_trees(procfs.restore_of(container_id))
+            log = self._userdata_file(container_id, "restore.log")
             raise RestoreError(
-                f"CRIU could not restore the checkpoint: no answer within {self.timeout:g}s; "
-                f"stopped {stopped} runc/CRIU processes"
+                criu_log.describe_stuck_restore(self.timeout, stopped, log)
             ) from None
         if response.status_code >= 300:
             log = self._userdata_file(container_id, "restore.log")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_criu.engine.podman import PodmanEngine
+from tests.helpers import podman_url_or_skip
 
 HERE = Path(__file__).parent
 
@@ -36,9 +36,8 @@ def engine(
     ``pytester``, which clears ``PYTEST_ADDOPTS`` when it starts.
     """
     name = str(request.param)
-    socket = PodmanEngine.default_url().removeprefix("unix://")
-    if name == "podman" and not os.path.exists(socket):
-        pytest.skip(f"Podman's service is not running at {socket} (run scripts/setup-podman)")
+    if name == "podman":
+        podman_url_or_skip()
     addopts = os.environ.get("PYTEST_ADDOPTS", "")
     monkeypatch.setenv("PYTEST_ADDOPTS", f"{addopts} --criu-engine={name}".strip())
     return name

@@ -20,8 +20,7 @@ import docker.errors
 import pytest
 
 from pytest_criu.engine.host import detect_host
-from pytest_criu.engine.podman import PodmanEngine
-from tests.helpers import doctor, line_of
+from tests.helpers import doctor, line_of, podman_url_or_skip
 
 pytestmark = pytest.mark.integration
 
@@ -353,13 +352,7 @@ def test_second_daemon_criu_is_resolved_on_its_own_path(plain_daemon_url: str) -
 
 @pytest.fixture
 def podman_url() -> str:
-    url = PodmanEngine.default_url()
-    if not os.path.exists(url.removeprefix("unix://")):
-        why = f"Podman's service is not running at {url}; run scripts/setup-podman"
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
-    return url
+    return podman_url_or_skip()
 
 
 def test_podman_is_recognised_and_checked(podman_url: str) -> None:

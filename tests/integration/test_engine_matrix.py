@@ -34,9 +34,8 @@ from typing import Any
 import docker
 import pytest
 
-from pytest_criu.engine.podman import PodmanEngine
 from tests.engines import EngineDaemon, find_engine, running_daemon
-from tests.helpers import TINY_IMAGE, doctor, line_of
+from tests.helpers import TINY_IMAGE, doctor, line_of, podman_url_or_skip
 
 MAIN_URL = "unix:///var/run/docker.sock"
 ISSUE_50750 = (
@@ -98,12 +97,7 @@ def docker20() -> Target:
 @pytest.fixture(scope="module")
 def podman4() -> Target:
     """Debian 12's rootful Podman 4.3 service, as scripts/setup-podman starts it."""
-    url = PodmanEngine.default_url()
-    if not os.path.exists(url.removeprefix("unix://")):
-        why = f"Podman's service is not running at {url}; run scripts/setup-podman"
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
+    url = podman_url_or_skip()
     return Target("podman-4", url, _server_version(url))
 
 
