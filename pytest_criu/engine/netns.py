@@ -1,9 +1,10 @@
-"""Set a network interface up inside another process's network namespace (no tools needed)."""
+"""Work inside another process's network namespace (no tools needed): interfaces, ARP."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import fcntl
 import os
 import socket
@@ -11,9 +12,12 @@ import struct
 import threading
 
 CLONE_NEWNET = 0x40000000
+SIOCGIFADDR = 0x8915
 SIOCGIFFLAGS = 0x8913
+SIOCGIFHWADDR = 0x8927
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
+IFF_LOOPBACK = 0x8
 _IFREQ = "16sH22x"
 
 
@@ -37,16 +41,21 @@ def interface_up(pid: int, name: str = "lo", timeout: float = 10.0) -> bool:
     return outcome
 
 
+def _enter(pid: int) -> None:
+    """Move the calling thread into the network namespace of ``pid``."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if libc.setns(target, CLONE_NEWNET) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, f"setns into pid {pid}'s network namespace failed")
+    finally:
+        os.close(target)
+
+
 def _in_thread(pid: int, name: str, result: list[bool | BaseException]) -> None:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            if libc.setns(target, CLONE_NEWNET) != 0:
-                error = ctypes.get_errno()
-                raise OSError(error, f"setns into pid {pid}'s network namespace failed")
-        finally:
-            os.close(target)
+        _enter(pid)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             request = struct.pack(_IFREQ, name.encode(), 0)
             flags = struct.unpack(_IFREQ, fcntl.ioctl(probe, SIOCGIFFLAGS, request))[1]
@@ -57,3 +66,64 @@ def _in_thread(pid: int, name: str, result: list[bool | BaseException]) -> None:
         result.append(True)
     except BaseException as error:  # handed to the caller's thread
         result.append(error)
+
+
+ETH_P_ARP = 0x0806
+ARP_REQUEST = 1
+
+
+def announce(pid: int, timeout: float = 10.0) -> int:
+    """Broadcast a gratuitous ARP for every interface's IPv4 address in ``pid``'s namespace.
+
+    Neighbours (the host's bridge among them) that still map an address to the MAC of a
+    previous container that held it update their entry now instead of after ~30 s. Returns
+    how many addresses were announced.
+    """
+    result: list[int | BaseException] = []
+    worker = threading.Thread(
+        target=_announce_in_thread, args=(pid, result), name="criu-arp", daemon=True
+    )
+    worker.start()
+    worker.join(timeout)
+    if not result:
+        raise OSError(f"announcing the addresses of pid {pid} timed out")
+    outcome = result[0]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def _announce_in_thread(pid: int, result: list[int | BaseException]) -> None:
+    try:
+        _enter(pid)
+        announced = 0
+        # Sockets belong to the namespace of the thread that creates them.
+        for _, name in socket.if_nameindex():
+            frame = _gratuitous_arp(name)
+            if frame is None:
+                continue
+            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)) as raw:
+                raw.bind((name, ETH_P_ARP))
+                raw.send(frame)
+            announced += 1
+        result.append(announced)
+    except BaseException as error:  # handed to the caller's thread
+        result.append(error)
+
+
+def _gratuitous_arp(name: str) -> bytes | None:
+    """The broadcast frame announcing ``name``'s IPv4 address, or ``None`` (loopback, none)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        request = struct.pack("16s24x", name.encode())
+        flags = struct.unpack(_IFREQ, fcntl.ioctl(probe, SIOCGIFFLAGS, request))[1]
+        if flags & IFF_LOOPBACK or not flags & IFF_UP:
+            return None
+        mac = fcntl.ioctl(probe, SIOCGIFHWADDR, request)[18:24]
+        try:
+            ip = fcntl.ioctl(probe, SIOCGIFADDR, request)[20:24]
+        except OSError as error:
+            if error.errno == errno.EADDRNOTAVAIL:
+                return None
+            raise
+    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, ARP_REQUEST) + mac + ip + b"\x00" * 6 + ip
+    return b"\xff" * 6 + mac + struct.pack("!H", ETH_P_ARP) + arp

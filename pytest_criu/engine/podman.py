@@ -23,7 +23,7 @@ from . import criu_log, procfs
 from . import labels as labelling
 from .compat import ContainerConfig, ContainerEngine, Lap, error_text
 from .errors import CheckpointError, EngineError, RestoreError
-from .netns import interface_up
+from .netns import announce, interface_up
 
 DEFAULT_URL = "unix:///run/podman/podman.sock"
 LIBPOD_VERSION = "v4.0.0"
@@ -166,9 +166,8 @@ class PodmanEngine(ContainerEngine):
         self._imported_at[container_id] = began
         created(container_id)
         lap("engine restore")
-        if config.spec.network_mode == "none":
-            self._loopback_up(container_id)
-            lap("loopback up")
+        self._settle_network(container_id, config.spec.network_mode)
+        lap("network")
         return container_id
 
     def restore_in_place(self, container_id: str, name: str, *, owner: str, lap: Lap) -> None:
@@ -192,9 +191,8 @@ class PodmanEngine(ContainerEngine):
                 criu_log.describe_failure("restore the checkpoint", error_text(response), log)
             )
         lap("engine restore")
-        if (self.inspect(container_id).get("HostConfig") or {}).get("NetworkMode") == "none":
-            self._loopback_up(container_id)
-            lap("loopback up")
+        self._settle_network(container_id, None)
+        lap("network")
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -214,24 +212,36 @@ class PodmanEngine(ContainerEngine):
         except (OSError, EngineError, KeyError, ValueError):
             return None
 
-    def _loopback_up(self, container_id: str) -> None:
-        """Set the restored container's loopback interface up again.
+    def start(self, container_id: str) -> None:
+        super().start(container_id)
+        self._settle_network(container_id, None)
 
-        Podman 4.3 restores a container without a network (``network_mode="none"``) into a
-        namespace whose ``lo`` is down, so 127.0.0.1 is unreachable inside it; at checkpoint
-        time it was up.
+    def _settle_network(self, container_id: str, network_mode: str | None) -> None:
+        """Repair what Podman leaves wrong in a started or restored container's network.
+
+        - Without a network (``network_mode="none"``) Podman 4.3 restores the namespace with
+          ``lo`` down, so 127.0.0.1 is unreachable inside it; it was up at checkpoint time.
+        - On its bridge, Podman hands a freed IP address to the next container with a new
+          random MAC, and the host keeps sending to the old MAC until its neighbour entry
+          expires (about 30 s of timeouts). A gratuitous ARP from the container fixes that.
         """
-        pid = int((self.inspect(container_id).get("State") or {}).get("Pid") or 0)
-        problem = "the restored container has no process" if pid <= 0 else ""
-        if not problem:
+        info = self.inspect(container_id)
+        mode = network_mode or (info.get("HostConfig") or {}).get("NetworkMode") or ""
+        if mode == "host":
+            return
+        pid = int((info.get("State") or {}).get("Pid") or 0)
+        if pid <= 0:
+            return  # exited already; readiness checks will say so
+        if mode == "none":
             try:
                 interface_up(pid, "lo")
             except OSError as error:
-                problem = str(error)
-        if problem:
-            raise RestoreError(
-                f"cannot set the loopback interface of the restored container up: {problem}"
-            )
+                raise RestoreError(
+                    f"cannot set the loopback interface of the container up: {error}"
+                ) from None
+            return
+        with contextlib.suppress(OSError):  # best effort: the entry expires on its own
+            announce(pid)
 
     def _stop_restore(self, container_name: str) -> int:
         """Kill the runtime's restore of the container being imported as ``container_name``."""
