@@ -10,35 +10,88 @@ import os
 import socket
 import struct
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 CLONE_NEWNET = 0x40000000
 SIOCGIFADDR = 0x8915
 SIOCGIFFLAGS = 0x8913
-SIOCGIFHWADDR = 0x8927
 SIOCSIFFLAGS = 0x8914
+SIOCGIFHWADDR = 0x8927
 IFF_UP = 0x1
 IFF_LOOPBACK = 0x8
+ETH_P_ARP = 0x0806
+ARP_REQUEST = 1
 _IFREQ = "16sH22x"
+
+T = TypeVar("T")
 
 
 def interface_up(pid: int, name: str = "lo", timeout: float = 10.0) -> bool:
     """Bring ``name`` up in the network namespace of ``pid``; ``False`` if it already was.
 
-    Runs in a throwaway thread: ``setns`` moves only the calling thread, which then ends.
     Raises ``OSError`` when the namespace or the interface cannot be reached.
     """
-    result: list[bool | BaseException] = []
-    worker = threading.Thread(
-        target=_in_thread, args=(pid, name, result), name="criu-netns", daemon=True
-    )
+
+    def work() -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            request = struct.pack(_IFREQ, name.encode(), 0)
+            flags = struct.unpack(_IFREQ, fcntl.ioctl(probe, SIOCGIFFLAGS, request))[1]
+            if flags & IFF_UP:
+                return False
+            fcntl.ioctl(probe, SIOCSIFFLAGS, struct.pack(_IFREQ, name.encode(), flags | IFF_UP))
+        return True
+
+    return _in_namespace(pid, work, timeout, f"setting {name} up")
+
+
+def announce(pid: int, timeout: float = 10.0) -> int:
+    """Broadcast a gratuitous ARP for every interface's IPv4 address in ``pid``'s namespace.
+
+    Neighbours (the host's bridge among them) that still map an address to the MAC of a
+    previous container that held it update their entry now instead of after ~30 s. Returns
+    how many addresses were announced.
+    """
+
+    def work() -> int:
+        announced = 0
+        for _, name in socket.if_nameindex():
+            frame = _gratuitous_arp(name)
+            if frame is None:
+                continue
+            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)) as raw:
+                raw.bind((name, ETH_P_ARP))
+                raw.send(frame)
+            announced += 1
+        return announced
+
+    return _in_namespace(pid, work, timeout, "announcing its addresses")
+
+
+def _in_namespace(pid: int, work: Callable[[], T], timeout: float, what: str) -> T:
+    """Run ``work`` in a throwaway thread moved into ``pid``'s network namespace.
+
+    ``setns`` moves only the calling thread, which ends afterwards; sockets belong to the
+    namespace of the thread that creates them.
+    """
+    outcome: list[T | BaseException] = []
+
+    def run() -> None:
+        try:
+            _enter(pid)
+            outcome.append(work())
+        except BaseException as error:  # handed to the caller's thread
+            outcome.append(error)
+
+    worker = threading.Thread(target=run, name="criu-netns", daemon=True)
     worker.start()
     worker.join(timeout)
-    if not result:
-        raise OSError(f"setting {name} up in the network namespace of pid {pid} timed out")
-    outcome = result[0]
-    if isinstance(outcome, BaseException):
-        raise outcome
-    return outcome
+    if not outcome:
+        raise OSError(f"{what} in the network namespace of pid {pid} timed out")
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def _enter(pid: int) -> None:
@@ -51,64 +104,6 @@ def _enter(pid: int) -> None:
             raise OSError(error, f"setns into pid {pid}'s network namespace failed")
     finally:
         os.close(target)
-
-
-def _in_thread(pid: int, name: str, result: list[bool | BaseException]) -> None:
-    try:
-        _enter(pid)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            request = struct.pack(_IFREQ, name.encode(), 0)
-            flags = struct.unpack(_IFREQ, fcntl.ioctl(probe, SIOCGIFFLAGS, request))[1]
-            if flags & IFF_UP:
-                result.append(False)
-                return
-            fcntl.ioctl(probe, SIOCSIFFLAGS, struct.pack(_IFREQ, name.encode(), flags | IFF_UP))
-        result.append(True)
-    except BaseException as error:  # handed to the caller's thread
-        result.append(error)
-
-
-ETH_P_ARP = 0x0806
-ARP_REQUEST = 1
-
-
-def announce(pid: int, timeout: float = 10.0) -> int:
-    """Broadcast a gratuitous ARP for every interface's IPv4 address in ``pid``'s namespace.
-
-    Neighbours (the host's bridge among them) that still map an address to the MAC of a
-    previous container that held it update their entry now instead of after ~30 s. Returns
-    how many addresses were announced.
-    """
-    result: list[int | BaseException] = []
-    worker = threading.Thread(
-        target=_announce_in_thread, args=(pid, result), name="criu-arp", daemon=True
-    )
-    worker.start()
-    worker.join(timeout)
-    if not result:
-        raise OSError(f"announcing the addresses of pid {pid} timed out")
-    outcome = result[0]
-    if isinstance(outcome, BaseException):
-        raise outcome
-    return outcome
-
-
-def _announce_in_thread(pid: int, result: list[int | BaseException]) -> None:
-    try:
-        _enter(pid)
-        announced = 0
-        # Sockets belong to the namespace of the thread that creates them.
-        for _, name in socket.if_nameindex():
-            frame = _gratuitous_arp(name)
-            if frame is None:
-                continue
-            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)) as raw:
-                raw.bind((name, ETH_P_ARP))
-                raw.send(frame)
-            announced += 1
-        result.append(announced)
-    except BaseException as error:  # handed to the caller's thread
-        result.append(error)
 
 
 def _gratuitous_arp(name: str) -> bytes | None:
