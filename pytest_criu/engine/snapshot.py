@@ -521,22 +521,18 @@ class WarmContainer:
         )
 
     def _remove_now(self, container_id: str) -> None:
+        """Remove a container (a kept one stays); what fails, the session's clean-up removes."""
         if container_id not in self.kept:
-            with contextlib.suppress(EngineError):
+            with contextlib.suppress(Exception):
                 self.engine.remove(container_id)
         self._containers.discard(container_id)
 
     def _discard(self, container_id: str) -> None:
+        """:meth:`_remove_now` in the background."""
         if container_id in self.kept:
             self._containers.discard(container_id)
             return
-
-        def remove() -> None:
-            with contextlib.suppress(Exception):
-                self.engine.remove(container_id)
-            self._containers.discard(container_id)
-
-        self._remover.submit(remove)
+        self._remover.submit(self._remove_now, container_id)
 
     def _exited(self, container_id: str) -> Callable[[], str | None]:
         def check() -> str | None:
