@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar, cast
+from typing import Any, Generic, Literal, TypeVar, cast
 
 import pytest
 
@@ -346,14 +346,13 @@ def resolve(config: pytest.Config) -> Settings:
     return settings
 
 
-def _given(config: pytest.Config, option: Option[bool]) -> bool:
+def _given(config: pytest.Config, option: Option[Any]) -> bool:
     """Whether the user set ``option`` (on the command line or in the ini file)."""
-    if config.getoption(option.dest, default=None) is not None:
-        return True
-    return bool(option.ini) and config.getini(option.ini) is not None
+    return _raw(config, option)[0] is not None
 
 
-def _resolve_one(config: pytest.Config, option: Option[object]) -> object:
+def _raw(config: pytest.Config, option: Option[Any]) -> tuple[object, str]:
+    """The value as given, CLI over ini (and its older keys), and where it came from."""
     raw = config.getoption(option.dest, default=None)
     source = option.flag
     for ini in (option.ini, *option.ini_aliases) if option.ini else ():
@@ -361,6 +360,11 @@ def _resolve_one(config: pytest.Config, option: Option[object]) -> object:
             break
         raw = config.getini(ini)
         source = f"ini option {ini}"
+    return raw, source
+
+
+def _resolve_one(config: pytest.Config, option: Option[object]) -> object:
+    raw, source = _raw(config, option)
     if raw is None:
         return option.default
     if isinstance(raw, bool):

@@ -208,6 +208,17 @@ def test_conflicting_options_are_a_usage_error(pytester: pytest.Pytester) -> Non
     result.stderr.fnmatch_lines(["*--criu-restore-ahead needs the fresh strategy*"])
 
 
+def test_default_restore_ahead_yields_to_the_inplace_strategy(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest("--criu-strategy=inplace")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*restore-ahead*")
+    pytester.makeini("[pytest]\ncriu_strategy = inplace\ncriu_restore_ahead = true\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--criu-restore-ahead needs the fresh strategy*"])
+
+
 def test_unreachable_docker_url_skips_marked_and_errors_users(suite: pytest.Pytester) -> None:
     suite.makepyfile(
         """
