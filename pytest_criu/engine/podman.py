@@ -152,13 +152,14 @@ class PodmanEngine(ContainerEngine):
         except OSError as error:
             raise RestoreError(f"cannot read the checkpoint archive: {error}") from None
         except requests.exceptions.Timeout:
-            stopped = self._stop_restore(container_name)
-            log = self._adopt_leftover(container_name, created)
+            leftover = self._id_of(container_name)
+            stopped = procfs.kill_trees(procfs.restore_of(leftover)) if leftover else 0
+            log = self._adopt_leftover(leftover, created)
             raise RestoreError(
                 criu_log.describe_stuck_restore(self.timeout, stopped, log)
             ) from None
         if response.status_code >= 300:
-            log = self._adopt_leftover(container_name, created)
+            log = self._adopt_leftover(self._id_of(container_name), created)
             raise RestoreError(
                 criu_log.describe_failure("restore the checkpoint", error_text(response), log)
             )
@@ -166,7 +167,7 @@ class PodmanEngine(ContainerEngine):
         self._imported_at[container_id] = began
         created(container_id)
         lap("engine restore")
-        self._settle_network(container_id, config.spec.network_mode)
+        self._settle_network(container_id)
         lap("network")
         return container_id
 
@@ -191,7 +192,7 @@ class PodmanEngine(ContainerEngine):
                 criu_log.describe_failure("restore the checkpoint", error_text(response), log)
             )
         lap("engine restore")
-        self._settle_network(container_id, None)
+        self._settle_network(container_id)
         lap("network")
 
     # -- plumbing -------------------------------------------------------------------------
@@ -214,9 +215,9 @@ class PodmanEngine(ContainerEngine):
 
     def start(self, container_id: str) -> None:
         super().start(container_id)
-        self._settle_network(container_id, None)
+        self._settle_network(container_id)
 
-    def _settle_network(self, container_id: str, network_mode: str | None) -> None:
+    def _settle_network(self, container_id: str) -> None:
         """Repair what Podman leaves wrong in a started or restored container's network.
 
         - Without a network (``network_mode="none"``) Podman 4.3 restores the namespace with
@@ -226,7 +227,7 @@ class PodmanEngine(ContainerEngine):
           expires (about 30 s of timeouts). A gratuitous ARP from the container fixes that.
         """
         info = self.inspect(container_id)
-        mode = network_mode or (info.get("HostConfig") or {}).get("NetworkMode") or ""
+        mode = (info.get("HostConfig") or {}).get("NetworkMode") or ""
         if mode == "host":
             return
         pid = int((info.get("State") or {}).get("Pid") or 0)
@@ -243,22 +244,19 @@ class PodmanEngine(ContainerEngine):
         with contextlib.suppress(OSError):  # best effort: the entry expires on its own
             announce(pid)
 
-    def _stop_restore(self, container_name: str) -> int:
-        """Kill the runtime's restore of the container being imported as ``container_name``."""
+    def _id_of(self, container_name: str) -> str | None:
+        """The id of the container an import was making under ``container_name``, if any."""
         try:
-            container_id = str(self.api.inspect_container(container_name)["Id"])
+            return str(self.api.inspect_container(container_name)["Id"])
         except docker.errors.APIError:
-            return 0
-        return procfs.kill_trees(procfs.restore_of(container_id))
+            return None
 
-    def _adopt_leftover(self, container_name: str, created: Callable[[str], None]) -> str | None:
+    def _adopt_leftover(
+        self, container_id: str | None, created: Callable[[str], None]
+    ) -> str | None:
         """After a failed import: hand a half-made container to the caller; its restore log."""
-        try:
-            info = self.api.inspect_container(container_name)
-        except docker.errors.NotFound:
+        if container_id is None:
             return None
-        except docker.errors.APIError:
-            return None
-        log = self._userdata_file(container_name, "restore.log")
-        created(str(info["Id"]))
+        log = self._userdata_file(container_id, "restore.log")
+        created(container_id)
         return log
