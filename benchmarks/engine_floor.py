@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_criu.engine import labels as labelling
-from pytest_criu.engine.docker import ContainerConfig, DockerEngine
+from pytest_criu.engine.compat import ContainerConfig
+from pytest_criu.engine.docker import DockerEngine
 from pytest_criu.engine.snapshot import CHECKPOINT_NAME, Options, WarmContainer
 from pytest_criu.engine.spec import build_spec
 from pytest_criu.engine.store import Snapshot

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from . import __version__, options, reporting
+from .engine.connect import ENGINES
 from .engine.errors import CriuError
 from .engine.paths import private_directory
 from .fixtures import Declaration, declaration_of
@@ -80,10 +81,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     runtime = runtime_of(config)
     settings = runtime.settings
     report = runtime.host_report
-    engine = "Podman" if report.engine == "podman" else "Docker"
     versions = (
         f"CRIU {report.criu_version or 'not found'}, "
-        f"{engine} {report.engine_version or 'unreachable'}"
+        f"{ENGINES[report.engine].title} {report.engine_version or 'unreachable'}"
         + (f" (API {report.docker_api_version})" if report.docker_api_version else "")
     )
     lines = [

@@ -46,6 +46,14 @@ def engine_url(choice: EngineChoice, url: str | None) -> str:
     return DockerEngine.default_url()
 
 
+def uses_docker_environment(url: str | None, where: str) -> bool:
+    """Whether docker-py should read ``DOCKER_HOST`` and its TLS settings itself.
+
+    So it does when no URL was given and the socket chosen is Docker's default.
+    """
+    return url is None and where == DockerEngine.default_url()
+
+
 def mismatch(choice: EngineChoice, found: str, url: str, version: str) -> str | None:
     """Why the engine found at ``url`` is not the one asked for, or ``None``."""
     if choice in ("auto", found):
@@ -64,8 +72,7 @@ def connect(choice: EngineChoice, url: str | None, *, timeout: float) -> Contain
     if choice == "podman":
         engine = PodmanEngine(where, timeout=timeout)
     else:
-        # No URL: docker-py reads DOCKER_HOST and its TLS settings itself.
-        implicit = url is None and where == DockerEngine.default_url()
+        implicit = uses_docker_environment(url, where)
         engine = DockerEngine(None if implicit else where, timeout=timeout)
     try:
         version = engine.version()

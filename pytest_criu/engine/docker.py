@@ -23,7 +23,7 @@ from .errors import CheckpointError, RestoreError
 NONCE_FILE = "pytest-criu-nonce"
 DEFAULT_URL = "unix:///var/run/docker.sock"
 
-__all__ = ["ContainerConfig", "DockerEngine", "RestoreCopy", "link_tree", "write_nonce"]
+__all__ = ["DockerEngine", "RestoreCopy", "link_tree", "write_nonce"]
 
 
 @dataclass(frozen=True)

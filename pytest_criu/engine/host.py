@@ -26,7 +26,7 @@ import docker
 import docker.errors
 import docker.utils
 
-from .connect import EngineChoice, engine_url, identify, mismatch
+from .connect import EngineChoice, engine_url, identify, mismatch, uses_docker_environment
 from .daemon import option_value, socket_peer_pid
 from .podman import LIBPOD_VERSION
 
@@ -329,7 +329,6 @@ class _Daemon:
     """What /proc tells about the local engine process (dockerd or Podman's service)."""
 
     pid: int
-    program: str
     cmdline: tuple[str, ...]
     environ: Mapping[str, str] | None
     cap_eff: int | None
@@ -387,8 +386,7 @@ class _Probe:
         if problem:
             self._unreachable(url, problem)
             return
-        # No URL given: docker-py reads DOCKER_HOST and its TLS settings itself.
-        implicit = self.docker_url is None and self.engine_choice != "podman"
+        implicit = uses_docker_environment(self.docker_url, url)
         kwargs: dict[str, Any] = dict(docker.utils.kwargs_from_env()) if implicit else {}
         kwargs["base_url"] = url
         kwargs["timeout"] = self.timeout
@@ -400,7 +398,8 @@ class _Probe:
         try:
             version = client.version(api_version=False)
             self.info = client.info()
-            if identify(version) == "podman":
+            found = identify(version)
+            if found == "podman":
                 self.libpod_info = client.get(
                     f"{client.base_url}/{LIBPOD_VERSION}/libpod/info", timeout=self.timeout
                 ).json()
@@ -409,7 +408,6 @@ class _Probe:
             return
         finally:
             client.close()
-        found = identify(version)
         problem = mismatch(self.engine_choice, found, url, str(version.get("Version", "")))
         if problem:
             self.add(Check("engine", "fail", problem, blocks_snapshots=True))
@@ -901,18 +899,16 @@ def _find_daemon(url: str, timeout: float) -> _Daemon | None:
     parts = urlsplit(url)
     if parts.scheme in ("unix", "http+unix"):
         pid = socket_peer_pid(parts.path, timeout)
-    if pid is not None and _engine_program(pid) is None:
+    if pid is not None and not _is_engine(pid):
         pid = None  # e.g. systemd socket activation: the peer is pid 1
     if pid is None and url in (DEFAULT_DOCKER_URL, "unix:///run/docker.sock"):
         pid = _pid_from_files(DOCKER_PIDFILES)
-    program = _engine_program(pid) if pid is not None else None
-    if pid is None or program is None:
+    if pid is None or not _is_engine(pid):
         return None
     cmdline = _read_bytes(f"/proc/{pid}/cmdline")
     environ = _read_bytes(f"/proc/{pid}/environ")
     return _Daemon(
         pid=pid,
-        program=program,
         cmdline=tuple(_split_nul(cmdline or b"")),
         environ=_parse_environ(_split_nul(environ)) if environ is not None else None,
         cap_eff=parse_cap_eff(_read_text(f"/proc/{pid}/status") or ""),
@@ -947,13 +943,12 @@ def _pid_from_files(paths: Iterable[str]) -> int | None:
     return None
 
 
-def _engine_program(pid: int) -> str | None:
-    """``dockerd`` or ``podman`` when ``pid`` runs one of them, else ``None``."""
+def _is_engine(pid: int) -> bool:
+    """Whether ``pid`` runs ``dockerd`` or ``podman`` (Podman's service)."""
     try:
-        program = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+        return os.path.basename(os.readlink(f"/proc/{pid}/exe")) in ("dockerd", "podman")
     except OSError:
-        return None
-    return program if program in ("dockerd", "podman") else None
+        return False
 
 
 def _read_bytes(path: str) -> bytes | None:
