@@ -37,8 +37,7 @@ def test_container_is_unprivileged_and_checkpoint_private(box, i):
     host = info["HostConfig"]
     assert host["Privileged"] is False
     assert not host.get("CapAdd")
-    loosened = [o for o in host.get("SecurityOpt") or [] if "unconfined" in o or "disable" in o]
-    assert not loosened
+    assert not host.get("SecurityOpt")
     assert not host.get("Devices")
     # The snapshot's checkpoint, and (Docker) the copy placed into the restored container.
     checkpoints = [str(box._controller._checkpoint)]
@@ -47,8 +46,9 @@ def test_container_is_unprivileged_and_checkpoint_private(box, i):
     for checkpoint in checkpoints:
         assert stat.S_IMODE(os.stat(checkpoint).st_mode) == 0o700, checkpoint
         assert stat.S_IMODE(os.stat(os.path.dirname(checkpoint)).st_mode) == 0o700, checkpoint
-        for entry in os.scandir(checkpoint):
-            assert stat.S_IMODE(entry.stat().st_mode) & 0o077 == 0 or engine.name == "docker"
+    if engine.name == "podman":  # the exported archive (Docker's files sit in 0700 dirs)
+        for entry in os.scandir(checkpoints[0]):
+            assert stat.S_IMODE(entry.stat().st_mode) & 0o077 == 0, entry.path
     assert box.exec(["cat", "/token"])[1].strip() == "tok-7f3a9c1e-secret"
 
 @pytest.mark.criu_snapshot
