@@ -28,6 +28,7 @@ import docker.utils
 
 from .connect import EngineChoice, engine_url, identify, mismatch, uses_docker_environment
 from .daemon import option_value, socket_peer_pid
+from .docker import DEFAULT_URL as DEFAULT_DOCKER_URL
 from .podman import LIBPOD_VERSION
 
 Status = Literal["ok", "warn", "fail", "skip"]
@@ -39,7 +40,6 @@ PODMAN_CONF_D = "/etc/containers/containers.conf.d"
 PODMAN_EXIT_DELAY_DEFAULT = 300
 #: Seconds an exec session's conmon may linger before it counts as piling up.
 PODMAN_EXIT_DELAY_LIMIT = 30
-DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
 DOCKER_PIDFILES = ("/var/run/docker.pid", "/run/docker.pid")
 RUNC_CONF = "/etc/criu/runc.conf"
 #: CRIU releases before this one cannot dump TCP sockets on Linux >= 6.x kernels.
