@@ -39,6 +39,7 @@ def rootless_url() -> Iterator[str]:
     subprocess.run(["useradd", "-m", "-s", "/bin/sh", user], check=True, capture_output=True)
     service: subprocess.Popen[bytes] | None = None
     uid = pwd.getpwnam(user).pw_uid
+    home = Path(pwd.getpwnam(user).pw_dir)
     runtime = Path(f"/run/user/{uid}")
     try:
         runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -53,7 +54,7 @@ def rootless_url() -> Iterator[str]:
                 "--",
                 "env",
                 f"XDG_RUNTIME_DIR={runtime}",
-                f"HOME=/home/{user}",
+                f"HOME={home}",
                 "podman",
                 "system",
                 "service",
@@ -62,6 +63,8 @@ def rootless_url() -> Iterator[str]:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            # Not the clone's directory, which this user may not enter (a mktemp -d, a home).
+            cwd=home,
         )
         deadline = time.monotonic() + 30
         while not socket.exists():
