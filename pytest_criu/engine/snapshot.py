@@ -17,7 +17,8 @@ import contextlib
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -355,6 +356,28 @@ class WarmContainer:
         if self.options.strategy == "inplace" and previous is not None:
             return self._restore_in_place(previous.id)
         return self._take_next()
+
+    def settle(self, timeout: float) -> None:
+        """Wait until the background work is done: the restore ahead and pending removals.
+
+        Afterwards the process holds only what a warm container keeps between tests, which
+        makes resource samples exact. Raises :class:`EngineError` after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        pending = self._next
+        if pending is not None:
+            done, _ = wait([pending], timeout=timeout)
+            if not done:
+                raise EngineError(
+                    f"{self.name}: the restore ahead did not finish within {timeout:g}s"
+                )
+        drained = self._remover.submit(lambda: None)
+        try:
+            drained.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            raise EngineError(
+                f"{self.name}: removing replaced containers did not finish within {timeout:g}s"
+            ) from None
 
     def close(self) -> None:
         """Remove every container and image this warm container created."""
