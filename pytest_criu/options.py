@@ -9,6 +9,7 @@ from typing import Any, Generic, Literal, TypeVar, cast
 import pytest
 
 from .engine.connect import ENGINE_CHOICES, EngineChoice
+from .engine.holders import HOLDER_SETTINGS, HolderSetting
 from .engine.spec import STRATEGIES, Strategy
 
 Fallback = Literal["skip", "recreate", "fail"]
@@ -248,6 +249,27 @@ CACHE_SIZE = Option[int](
     "evict least recently used cache entries beyond this size, e.g. 5G or 500M (default 5G)",
     "SIZE",
 )
+NETWORK_HOLDER = Option[str](
+    "--criu-network-holder",
+    "criu_network_holder",
+    "network_holder",
+    "auto",
+    _choice(HOLDER_SETTINGS),
+    "on Docker, each warm container joins the network namespace of a holder container that "
+    "owns its published ports (needed on Docker 28/29, faster everywhere): auto (default: on "
+    "for Docker), on, or off (a namespace per container; Docker <= 27 only)",
+    "{auto,on,off}",
+)
+HOLDER_IMAGE: Option[str | None] = Option(
+    "--criu-holder-image",
+    "criu_holder_image",
+    "holder_image",
+    None,
+    _optional_text,
+    "image the network holders run `sleep` in (default: the warm container's own image); "
+    "for images without a sleep program, e.g. busybox:stable",
+    "IMAGE",
+)
 CACHE_CLEAR = Option[bool](
     "--criu-cache-clear",
     "",
@@ -277,6 +299,8 @@ ALL: tuple[Option[object], ...] = cast(
         CACHE_DIR,
         CACHE_SIZE,
         CACHE_CLEAR,
+        NETWORK_HOLDER,
+        HOLDER_IMAGE,
     ),
 )
 
@@ -330,6 +354,8 @@ class Settings:
     cache_dir: str | None
     cache_size: int
     cache_clear: bool
+    network_holder: HolderSetting
+    holder_image: str | None
 
 
 def resolve(config: pytest.Config) -> Settings:

@@ -30,10 +30,15 @@ class ContainerReport:
     restores: int
     resets: list[float] = field(default_factory=list)
     not_reset: list[str] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)
+    kept: list[tuple[str, ...]] = field(default_factory=list)
+    """Each kept container's id, then its network holder's."""
     failure: str | None = None
     processes: int = 1
     engine: str = "docker"
+
+    def __post_init__(self) -> None:
+        # From xdist workers the groups arrive as lists.
+        self.kept = [tuple(group) for group in self.kept]
 
     @classmethod
     def of(cls, controller: WarmContainer) -> ContainerReport:
@@ -47,7 +52,7 @@ class ContainerReport:
             restores=controller.restores,
             resets=list(stats.resets),
             not_reset=list(controller.not_reset),
-            kept=sorted(controller.kept),
+            kept=controller.kept_groups(),
             failure=stats.failure,
             engine=controller.engine.name,
         )
@@ -178,9 +183,12 @@ def summary_lines(reports: list[ContainerReport]) -> list[str]:
         lines.append(line)
         for mount in report.not_reset:
             lines.append(f"{report.name}: NOT reset by restores: bind mount {mount}")
-        for kept in report.kept:
+        for group in report.kept:
+            ids = " ".join(cid[:12] for cid in group)
+            holder = " and its network holder" if len(group) > 1 else ""
             lines.append(
-                f"{report.name}: kept container {kept[:12]} ({report.engine} rm -f {kept[:12]})"
+                f"{report.name}: kept container {group[0][:12]}{holder} "
+                f"({report.engine} rm -f {ids})"
             )
     return lines
 

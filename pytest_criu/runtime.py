@@ -18,6 +18,7 @@ from .engine.cachekey import cache_key, inputs_digest, source_digest
 from .engine.compat import ContainerEngine
 from .engine.connect import connect
 from .engine.errors import CriuError
+from .engine.holders import network_path
 from .engine.host import HostReport, detect_host, known_docker_problem
 from .engine.paths import private_directory
 from .engine.snapshot import Options, WarmContainer
@@ -83,8 +84,16 @@ class Runtime:
             return blocker
         report = self.host_report
         problem = known_docker_problem(report.docker_version or "")
-        if problem and report.engine == "docker" and declaration.spec.network_mode != "host":
-            return f"docker version: {problem} (fix: use Docker 20.10-26.x or network_mode='host')"
+        if (
+            problem
+            and report.engine == "docker"
+            and network_path("docker", declaration.spec.network_mode, self.settings.network_holder)
+            == "own"
+        ):
+            return (
+                f"docker version: {problem} (fix: drop --criu-network-holder=off, use Docker "
+                "20.10-27.x or network_mode='host')"
+            )
         return None
 
     @property
@@ -146,6 +155,8 @@ class Runtime:
             volume_policy=declaration.volume_policy,
             restore_ahead=self.settings.restore_ahead,
             restore_retries=self.settings.restore_retries,
+            network_holder=self.settings.network_holder,
+            holder_image=self.settings.holder_image,
         )
         controller = WarmContainer(
             name=name,
@@ -186,6 +197,8 @@ class Runtime:
             "image": image,
             "spec": declaration.spec.fingerprint(),
             "tmpfs": sorted(controller.tmpfs.items()),
+            # A checkpoint taken in a holder's namespace restores only into one.
+            "network": controller.network,
         }
         if self.settings.cache:
             version = self.engine.version()

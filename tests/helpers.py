@@ -15,6 +15,7 @@ from pytest_criu.engine.compat import ContainerEngine
 from pytest_criu.engine.docker import DockerEngine
 from pytest_criu.engine.labels import (
     OWNER_PID,
+    ROLE,
     SESSION,
     SNAPSHOT_IMAGE,
     owner_alive,
@@ -126,11 +127,17 @@ def _ours_or_orphaned(labels: dict[str, str]) -> bool:
     return labels.get(OWNER_PID) == str(os.getpid()) or not owner_alive(labels)
 
 
-def containers_of(pid: int) -> set[str]:
-    """Ids of the containers pytest-criu created for the pytest process ``pid``."""
+def containers_of(pid: int, *, holders: bool = True) -> set[str]:
+    """Ids of the containers pytest-criu created for the pytest process ``pid``.
+
+    ``holders=False`` leaves out the network holders (Docker's warm containers join them).
+    """
     with engines() as connected:
         return {
-            str(c["Id"]) for engine in connected for c in engine.containers(f"{OWNER_PID}={pid}")
+            str(c["Id"])
+            for engine in connected
+            for c in engine.containers(f"{OWNER_PID}={pid}")
+            if holders or (c.get("Labels") or {}).get(ROLE) != "holder"
         }
 
 

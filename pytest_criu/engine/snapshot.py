@@ -32,9 +32,11 @@ from .errors import (
     ReadinessTimeoutError,
     SpecError,
 )
+from .holders import HolderPool, HolderSetting, NetworkPath, holder_spec, joined_spec, network_path
 from .ready import ReadyCheck, wait_until_ready
 from .spec import ContainerSpec, Port, PortLike, Strategy
 from .store import Snapshot, file_sizes
+from .tracker import ContainerTracker
 
 CHECKPOINT_NAME = "pytest-criu"
 Mode = Literal["snapshot", "recreate", "shared"]
@@ -52,6 +54,8 @@ class Options:
     volume_policy: Literal["tmpfs", "refuse"] = "tmpfs"
     restore_ahead: bool = True
     restore_retries: int = 0
+    network_holder: HolderSetting = "auto"
+    holder_image: str | None = None
 
 
 @dataclass
@@ -76,6 +80,7 @@ class _Container:
     id: str
     ports: dict[Port, int]
     address: str | None
+    holder: str | None = None
 
 
 class ContainerHandle:
@@ -184,9 +189,13 @@ class WarmContainer:
         self._snapshot_image: str | None = None
         self._snapshot: Snapshot | None = None
         self._checkpoint: Path | None = None
-        self._containers: set[str] = set()
+        self._tracked = ContainerTracker()
         self._dirty = False
-        self.kept: set[str] = set()
+        self.network: NetworkPath = network_path(
+            engine.name, spec.network_mode, options.network_holder
+        )
+        self._holders: HolderPool | None = None
+        self._holder_image = ""
         self._remover = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"criu-rm-{name}")
         self._ahead: ThreadPoolExecutor | None = None
         self._next: Future[_Container] | None = None
@@ -237,10 +246,12 @@ class WarmContainer:
             with self._phase("commit filesystem"):
                 image = self.engine.snapshot_image(source, image_labels)
         except BaseException:
-            self._containers.discard(source)
-            self.engine.remove(source)
+            self._remove_now(source)
             raise
-        self._containers.discard(source)
+        # The stopped source goes to the store; the holder of its namespace is done.
+        holder = self._tracked.drop(source)
+        if holder is not None:
+            self._discard(holder)
         checkpoint = self.engine.checkpoint_dir(source, CHECKPOINT_NAME)
         return Snapshot(
             checkpoint=str(checkpoint),
@@ -286,7 +297,7 @@ class WarmContainer:
         self.stats.mode = "recreate (no CRIU)"
 
     def keep_current(self) -> str | None:
-        """Keep the current container after the session, for debugging; return its id.
+        """Keep the current container (and its network holder) after the session; its id.
 
         Not possible with the in-place strategy, whose container holds the checkpoint.
         """
@@ -294,8 +305,17 @@ class WarmContainer:
             self.mode == "snapshot" and self.options.strategy == "inplace"
         ):
             return None
-        self.kept.add(self._current.id)
+        self._tracked.keep(self._current.id)
         return self._current.id
+
+    @property
+    def kept(self) -> set[str]:
+        """Ids of the containers (and their network holders) kept after the session."""
+        return self._tracked.kept
+
+    def kept_groups(self) -> list[tuple[str, ...]]:
+        """Each kept container's id, followed by its network holder's (removed together)."""
+        return self._tracked.kept_groups()
 
     def touch(self) -> None:
         """Record that a test is using the current container."""
@@ -358,7 +378,7 @@ class WarmContainer:
         return self._take_next()
 
     def settle(self, timeout: float) -> None:
-        """Wait until the background work is done: the restore ahead and pending removals.
+        """Wait until the background work is done: restore and holder ahead, removals.
 
         Afterwards the process holds only what a warm container keeps between tests, which
         makes resource samples exact. Raises :class:`EngineError` after ``timeout`` seconds.
@@ -371,6 +391,10 @@ class WarmContainer:
                 raise EngineError(
                     f"{self.name}: the restore ahead did not finish within {timeout:g}s"
                 )
+        if self._holders is not None and not self._holders.idle(timeout):
+            raise EngineError(
+                f"{self.name}: the network holder ahead did not start within {timeout:g}s"
+            )
         drained = self._remover.submit(lambda: None)
         try:
             drained.result(timeout=max(0.0, deadline - time.monotonic()))
@@ -382,15 +406,18 @@ class WarmContainer:
     def close(self) -> None:
         """Remove every container and image this warm container created."""
         if self._next is not None:
+            # Whatever it restored is tracked already; only wait for it to finish.
             with contextlib.suppress(Exception):
-                self._containers.add(self._next.result(timeout=self.options.restore_timeout).id)
+                self._next.result(timeout=self.options.restore_timeout)
         if self._ahead is not None:
             self._ahead.shutdown(wait=True)
+        if self._holders is not None:
+            self._holders.close()
         self._remover.shutdown(wait=True)
-        for container_id in list(self._containers - self.kept):
+        for container_id in self._tracked.removal_order():
             with contextlib.suppress(Exception):
                 self.engine.remove(container_id)
-            self._containers.discard(container_id)
+            self._tracked.drop(container_id)
         self._current = None
 
     @property
@@ -424,18 +451,58 @@ class WarmContainer:
             f"{self.name}: VOLUME {', '.join(uncovered)} mounted as tmpfs so restores reset it"
         )
 
-    def _config(self, image: str, role: str) -> ContainerConfig:
+    def _config(self, image: str, role: str, holder: str | None = None) -> ContainerConfig:
         return ContainerConfig(
-            spec=self.spec,
+            spec=joined_spec(self.spec, holder) if holder else self.spec,
             image=image,
             labels={**self.spec.labels, **self.owner.labels(self.name, role)},
             tmpfs=self._tmpfs,
         )
 
     def _create(self, image: str, role: str) -> str:
-        container_id = self.engine.create(self._config(image, role))
-        self._containers.add(container_id)
+        holder = self._take_holder()
+        try:
+            container_id = self.engine.create(self._config(image, role, holder))
+        except BaseException:
+            if holder is not None:
+                self._discard(holder)
+            raise
+        self._tracked.add(container_id, holder)
         return container_id
+
+    def _take_holder(self) -> str | None:
+        """A running network holder for the next container, when this path uses them."""
+        if self.network != "holder":
+            return None
+        if self._holders is None:
+            self._holders = HolderPool(self._make_holder, self._discard, name=self.name)
+        return self._holders.take()
+
+    def _make_holder(self) -> str:
+        if not self._holder_image:
+            wanted = self.options.holder_image
+            image = self.engine.ensure_image(wanted, pull=self.options.pull) if wanted else None
+            self._holder_image = str(image["Id"]) if image else self.resolve_image()
+        spec = holder_spec(self.spec, self.options.holder_image)
+        holder = self.engine.create(
+            ContainerConfig(
+                spec=spec,
+                image=self._holder_image,
+                labels={**self.spec.labels, **self.owner.labels(self.name, "holder")},
+            )
+        )
+        self._tracked.add_holder(holder)
+        try:
+            self.engine.start(holder)
+        except EngineError as error:
+            self._remove_now(holder)
+            raise EngineError(
+                f"{self.name}: its network holder (image {spec.image}, running `sleep`) did not "
+                f"start: {str(error).splitlines()[0]}. An image without a `sleep` program needs "
+                "--criu-holder-image naming one that has it (any busybox or Debian image), or "
+                "--criu-network-holder=off (Docker <= 27 only)"
+            ) from None
+        return holder
 
     def _start_prepared(self, image: str, role: str) -> _Container:
         with self._phase("starting container"):
@@ -483,14 +550,16 @@ class WarmContainer:
             )
         lap = self._lapper()
         created: list[str] = []
+        holder = self._take_holder()
+        lap("holder")
 
         def track(container_id: str) -> None:
             created.append(container_id)
-            self._containers.add(container_id)
+            self._tracked.add(container_id, holder)
 
         try:
             container_id = self.engine.restore_new(
-                self._config(self._snapshot_image, "restored"),
+                self._config(self._snapshot_image, "restored", holder),
                 self._checkpoint,
                 CHECKPOINT_NAME,
                 owner=self.owner.nonce,
@@ -502,6 +571,8 @@ class WarmContainer:
             tail = self._log_tail(created[0]) if created else ""
             for leftover in created:
                 self._discard(leftover)
+            if holder is not None and not created:
+                self._discard(holder)
             raise type(error)(f"{self.name}: {error}{tail}") from None
         container = self._inspect(container_id)
         lap("inspect")
@@ -536,24 +607,31 @@ class WarmContainer:
         return self._restore_one()
 
     def _inspect(self, container_id: str) -> _Container:
-        info = self.engine.inspect(container_id)
+        holder = self._tracked.holder_of(container_id)
+        # A container that joined a holder publishes nothing itself: the holder does.
+        info = self.engine.inspect(holder or container_id)
         return _Container(
             id=container_id,
             ports=self.engine.published_ports(info),
             address=self.engine.address(info),
+            holder=holder,
         )
 
     def _remove_now(self, container_id: str) -> None:
-        """Remove a container (a kept one stays); what fails, the session's clean-up removes."""
-        if container_id not in self.kept:
+        """Remove a container, then its holder (kept ones stay); what fails, the session's
+        clean-up removes."""
+        kept = self._tracked.is_kept(container_id)
+        if not kept:
             with contextlib.suppress(Exception):
                 self.engine.remove(container_id)
-        self._containers.discard(container_id)
+        holder = self._tracked.drop(container_id)
+        if holder is not None and not kept:
+            self._remove_now(holder)
 
     def _discard(self, container_id: str) -> None:
         """:meth:`_remove_now` in the background."""
-        if container_id in self.kept:
-            self._containers.discard(container_id)
+        if self._tracked.is_kept(container_id):
+            self._tracked.drop(container_id)
             return
         self._remover.submit(self._remove_now, container_id)
 

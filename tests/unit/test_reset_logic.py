@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from pytest_criu.engine.compat import ContainerConfig
-from pytest_criu.engine.errors import DamagedCheckpointError, RestoreError
-from pytest_criu.engine.labels import Owner
+from pytest_criu.engine.errors import DamagedCheckpointError, EngineError, RestoreError, SpecError
+from pytest_criu.engine.holders import network_path
+from pytest_criu.engine.labels import ROLE, Owner
 from pytest_criu.engine.snapshot import Options, WarmContainer
 from pytest_criu.engine.spec import Port, build_spec
 from pytest_criu.engine.store import Snapshot, file_sizes
@@ -19,6 +20,7 @@ from pytest_criu.engine.store import Snapshot, file_sizes
 class FakeEngine:
     """Containers are ids; restores fail while ``failures`` is positive."""
 
+    name = "fake"
     base_url = None
 
     def __init__(self, root: Path, failures: int = 0) -> None:
@@ -237,3 +239,131 @@ def test_with_host_networking_the_previous_container_goes_first(tmp_path: Path) 
     controller.reset()
     assert engine.events == ["restored c1", "removed c1", "restored c2"]
     controller.close()
+
+
+class DockerLikeEngine(FakeEngine):
+    """An engine whose warm containers join network holders; it records every config."""
+
+    name = "docker"
+
+    def __init__(self, root: Path, holder_fails: bool = False) -> None:
+        super().__init__(root)
+        self.configs: dict[str, ContainerConfig] = {}
+        self.started: list[str] = []
+        self.holder_fails = holder_fails
+
+    def create(self, config: ContainerConfig) -> str:
+        container_id = super().create(config)
+        self.configs[container_id] = config
+        return container_id
+
+    def start(self, container_id: str) -> None:
+        if self.holder_fails:
+            raise EngineError('Docker could not start the container: exec: "sleep": not found')
+        self.started.append(container_id)
+
+    def ensure_image(self, reference: str, *, pull: bool) -> dict[str, Any]:
+        return {"Id": f"sha256:{reference}", "Config": {}}
+
+    def inspect(self, container_id: str) -> dict[str, Any]:
+        return {"State": {"Running": True}, "Id": container_id}
+
+    def published_ports(self, info: Mapping[str, Any]) -> dict[Port, int]:
+        config = self.configs[info["Id"]]
+        return {port: 40000 + int(info["Id"][1:]) for port in config.spec.ports}
+
+    def holders(self) -> list[str]:
+        return [c for c, config in self.configs.items() if config.labels.get(ROLE) == "holder"]
+
+    def joined(self, container_id: str) -> str:
+        mode = self.configs[container_id].spec.network_mode or ""
+        return mode.removeprefix("container:")
+
+
+def test_every_restored_container_joins_a_holder_of_its_own(tmp_path: Path) -> None:
+    engine = DockerLikeEngine(tmp_path)
+    controller, _ = warm(tmp_path, engine)
+    assert controller.network == "holder"
+    controller.touch()
+    controller.reset()
+    restored = [c for c in engine.created if c not in engine.holders()]
+    assert len(restored) == 2
+    holders = [engine.joined(c) for c in restored]
+    assert len(set(holders)) == 2
+    assert set(holders) <= set(engine.holders())
+    for container_id in restored:
+        assert engine.configs[container_id].spec.ports == (), "only the holder publishes"
+    current = controller.handle.id
+    assert controller.handle.port(80) == 40000 + int(engine.joined(current)[1:])
+    controller.settle(timeout=10)
+    assert len(engine.holders()) == 3, "one holder was made ahead for the next reset"
+    controller.close()
+    assert sorted(engine.removed) == sorted(engine.created)
+    for container_id in restored:
+        assert engine.removed.index(container_id) < engine.removed.index(
+            engine.joined(container_id)
+        ), "a holder goes after the container that joined it"
+
+
+def test_holders_run_sleep_in_the_image_and_carry_no_secrets(tmp_path: Path) -> None:
+    engine = DockerLikeEngine(tmp_path)
+    controller = WarmContainer(
+        name="box",
+        spec=build_spec(image="tiny", ports=[80], environment={"PASSWORD": "hunter22"}),
+        ready=(),
+        prepare=None,
+        engine=engine,  # type: ignore[arg-type]
+        owner=Owner.current("session"),
+        options=Options(restore_ahead=False),
+    )
+    controller.start()
+    holder = engine.joined(controller.handle.id)
+    spec = engine.configs[holder].spec
+    assert spec.entrypoint == ("sleep",)
+    assert spec.ports == (Port(80),)
+    assert not spec.environment
+    assert engine.configs[holder].image == "sha256:tiny"
+    controller.close()
+
+
+def test_a_kept_container_keeps_its_holder(tmp_path: Path) -> None:
+    engine = DockerLikeEngine(tmp_path)
+    controller, _ = warm(tmp_path, engine)
+    kept = controller.keep_current()
+    assert kept is not None
+    assert controller.kept == {kept, engine.joined(kept)}
+    controller.close()
+    assert kept not in engine.removed
+    assert engine.joined(kept) not in engine.removed
+
+
+def test_a_holder_that_cannot_sleep_names_the_fix(tmp_path: Path) -> None:
+    engine = DockerLikeEngine(tmp_path, holder_fails=True)
+    with pytest.raises(EngineError) as raised:
+        warm(tmp_path, engine)
+    message = str(raised.value)
+    assert message.startswith("box: its network holder (image tiny, running `sleep`) did not start")
+    assert "--criu-holder-image" in message
+    assert "--criu-network-holder=off (Docker <= 27 only)" in message
+
+
+@pytest.mark.parametrize(
+    ("engine", "network", "setting", "path"),
+    [
+        ("docker", None, "auto", "holder"),
+        ("docker", "none", "auto", "holder"),
+        ("docker", "bridge", "on", "holder"),
+        ("docker", None, "off", "own"),
+        ("docker", "host", "auto", "host"),
+        ("docker", "container:db", "auto", "joined"),
+        ("podman", None, "auto", "own"),
+        ("podman", "host", "on", "host"),
+    ],
+)
+def test_network_path(engine: str, network: str | None, setting: Any, path: str) -> None:
+    assert network_path(engine, network, setting) == path
+
+
+def test_holders_on_podman_are_refused_with_the_choices() -> None:
+    with pytest.raises(SpecError, match="network holders are for Docker; podman restores"):
+        network_path("podman", None, "on")

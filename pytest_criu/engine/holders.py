@@ -1,0 +1,158 @@
+"""Network holders: small containers that own a warm container's network namespace.
+
+Docker 28.0-29.x cannot restore a container with a network namespace of its own: since moby
+commit 933fcc9814 the daemon bind-mounts ``/proc/<task pid>/ns/net`` right after creating the
+task, and a task being restored has pid 0 until it starts (moby issue 50750). The daemon
+skips that step when the namespace already has a path, which it has when the container joins
+another container's namespace. So on Docker every warm container joins a *holder*: a
+container of the same image running ``sleep``, which owns the namespace and the published
+ports. Holders also make restores faster on every Docker version (creating a namespace, veth
+and port proxy is about 0.2 s of each restore), and they can be made ahead, off the critical
+path: each restored container gets a holder of its own, so a container restored ahead never
+competes for ports with the one a test is using.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Literal
+
+from .errors import EngineError, SpecError
+from .spec import ContainerSpec
+
+NetworkPath = Literal["holder", "own", "host", "joined"]
+"""How a warm container's network is set up.
+
+``holder``: it joins a holder's namespace; ``own``: a namespace of its own per container
+(bridge or none); ``host``: the host's namespace; ``joined``: a namespace the user named
+(``network_mode="container:..."``).
+"""
+HolderSetting = Literal["auto", "on", "off"]
+HOLDER_SETTINGS: tuple[HolderSetting, ...] = ("auto", "on", "off")
+# Large enough to outlive any session; GNU coreutils' and busybox' sleep both take it.
+SLEEP_SECONDS = "2147483647"
+HOLDER_START_TIMEOUT = 30.0
+
+
+def network_path(engine: str, network_mode: str | None, setting: HolderSetting) -> NetworkPath:
+    """The network path a warm container takes on ``engine`` with ``setting``.
+
+    Raises :class:`SpecError` when ``setting`` asks for holders where they cannot apply.
+    """
+    if network_mode == "host":
+        return "host"
+    if network_mode is not None and network_mode.startswith("container:"):
+        return "joined"
+    if engine != "docker":
+        if setting == "on":
+            raise SpecError(
+                f"--criu-network-holder=on: network holders are for Docker; {engine} restores "
+                "containers with a network namespace of their own. Use auto or off"
+            )
+        return "own"
+    return "own" if setting == "off" else "holder"
+
+
+def describe(path: NetworkPath) -> str:
+    """One line for the doctor and the summary: what ``path`` means."""
+    return {
+        "holder": "joins a network holder (a sleeping container of the same image that owns "
+        "the namespace and the published ports; one per restore, made ahead)",
+        "own": "a network namespace of its own for every container",
+        "host": "the host's network namespace (restore-ahead off)",
+        "joined": "the network namespace of the container named by network_mode",
+    }[path]
+
+
+def holder_spec(spec: ContainerSpec, image: str | None = None) -> ContainerSpec:
+    """The spec of a holder for ``spec``: its ports and network, running ``sleep``."""
+    return ContainerSpec(
+        image=image or spec.image,
+        entrypoint=("sleep",),
+        command=(SLEEP_SECONDS,),
+        ports=spec.ports,
+        network_mode=spec.network_mode,
+        user="0",
+    )
+
+
+def joined_spec(spec: ContainerSpec, holder_id: str) -> ContainerSpec:
+    """``spec`` joined to the namespace of ``holder_id`` (whose ports are published)."""
+    return dataclasses.replace(spec, ports=(), network_mode=f"container:{holder_id}")
+
+
+class HolderPool:
+    """Holders made one ahead in the background, so that taking one costs nothing.
+
+    ``make`` creates and starts a holder and returns its id (raising :class:`EngineError`);
+    ``discard`` removes one that was made but never taken.
+    """
+
+    def __init__(
+        self,
+        make: Callable[[], str],
+        discard: Callable[[str], None],
+        *,
+        name: str,
+        timeout: float = HOLDER_START_TIMEOUT,
+    ) -> None:
+        self._make = make
+        self._discard = discard
+        self._timeout = timeout
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"criu-hold-{name}")
+        self._next: Future[str] | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def take(self) -> str:
+        """A running holder: the one made ahead, or a new one now; then make the next."""
+        with self._lock:
+            pending, self._next = self._next, None
+        holder: str | None = None
+        if pending is not None:
+            try:
+                holder = pending.result(timeout=self._timeout)
+            except FutureTimeout:
+                pending.add_done_callback(self._discard_made)
+            except EngineError:
+                pass  # made again below, where a lasting problem raises for the caller
+        if holder is None:
+            holder = self._make()
+        self.refill()
+        return holder
+
+    def refill(self) -> None:
+        """Start making the next holder unless one is on its way."""
+        with self._lock:
+            if self._next is None and not self._closed:
+                self._next = self._executor.submit(self._make)
+
+    def close(self) -> None:
+        """Stop making holders; remove the one made ahead."""
+        with self._lock:
+            self._closed = True
+            pending, self._next = self._next, None
+        if pending is not None:
+            pending.add_done_callback(self._discard_made)
+        self._executor.shutdown(wait=True)
+
+    def idle(self, timeout: float) -> bool:
+        """Wait until the holder being made (if any) is ready; ``False`` on timeout."""
+        pending = self._next
+        if pending is None:
+            return True
+        deadline = time.monotonic() + timeout
+        try:
+            pending.exception(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            return False
+        return True
+
+    def _discard_made(self, future: Future[str]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self._discard(future.result())
