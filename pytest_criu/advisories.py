@@ -1,0 +1,15 @@
+"""Warnings pytest-criu issues, so ``-W error::pytest_criu.PytestCriuWarning`` can act on them."""
+
+from __future__ import annotations
+
+import pytest
+
+__all__ = ["NotResetWarning", "PytestCriuWarning"]
+
+
+class PytestCriuWarning(pytest.PytestWarning):
+    """Base class of pytest-criu's warnings."""
+
+
+class NotResetWarning(PytestCriuWarning):
+    """A warm container has state that restores do not reset (a bind mount)."""
