@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 CONFTEST = """
@@ -9,6 +11,8 @@ from pytest_criu import ready, warm_container
 
 box = warm_container("pytest-criu/tiny:latest", command=["sleep", "1000"])
 other = warm_container("pytest-criu/tiny:latest", command=["sleep", "1000"])
+
+import json
 
 import pytest
 
@@ -435,6 +439,8 @@ def test_doc_must_be_text(pytester: pytest.Pytester) -> None:
 
 
 PHASES_CONFTEST = """
+import json
+
 import pytest
 
 @pytest.fixture
@@ -487,3 +493,17 @@ def test_progress_follows_pytest_verbosity(
     result.stdout.fnmatch_lines(shown)
     for pattern in hidden:
         result.stdout.no_fnmatch_line(pattern)
+
+
+@pytest.mark.parametrize("where", ["cli", "ini"])
+def test_report_is_written_where_asked(pytester: pytest.Pytester, where: str) -> None:
+    path = pytester.path / "reports" / "criu.json"
+    args = [f"--criu-report={path}"] if where == "cli" else []
+    if where == "ini":
+        pytester.makeini(f"[pytest]\ncriu_report = {path}\n")
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(passed=1)
+    document = json.loads(path.read_text())
+    assert (document["version"], document["containers"], document["tests"]) == (1, [], [])
+    result.stdout.no_fnmatch_line("*pytest-criu*")
