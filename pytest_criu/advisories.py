@@ -10,6 +10,10 @@ __all__ = ["NotResetWarning", "PytestCriuWarning"]
 class PytestCriuWarning(pytest.PytestWarning):
     """Base class of pytest-criu's warnings."""
 
+    __module__ = "pytest_criu"
+
 
 class NotResetWarning(PytestCriuWarning):
     """A warm container has state that restores do not reset (a bind mount)."""
+
+    __module__ = "pytest_criu"

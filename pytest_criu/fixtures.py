@@ -44,8 +44,6 @@ class Declaration:
     pull: bool
     volume_policy: Literal["tmpfs", "refuse"]
     cache_inputs: tuple[Path, ...] = ()
-    where: str = ""
-    """``path:line`` of the ``warm_container(...)`` call."""
 
 
 class Starter(Protocol):
@@ -134,7 +132,6 @@ def warm_container(
         pull=pull,
         volume_policy=volume_policy,
         cache_inputs=_paths(cache_inputs, base),
-        where=f"{caller_file}:{caller.f_lineno}" if caller and caller_file else "",
     )
 
     def warm_container_fixture(request: pytest.FixtureRequest) -> Iterator[ContainerHandle]:

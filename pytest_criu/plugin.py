@@ -7,7 +7,6 @@ suite without one pays for the option table and nothing else.
 from __future__ import annotations
 
 import signal
-import warnings
 from collections.abc import Generator, Iterator
 from types import FrameType
 from typing import Any
@@ -265,12 +264,12 @@ def _criu_reset(request: pytest.FixtureRequest) -> Iterator[None]:
         request.getfixturevalue(name)
         controller = runtime.controllers[name]
         if controller.not_reset and runtime.advise(name):
-            warnings.warn(
+            # Reported at the first test that uses the container (-W error makes it fail).
+            item.warn(
                 NotResetWarning(
                     f"pytest-criu: {name}: NOT reset by restores: bind mount "
                     f"{', '.join(controller.not_reset)}; tests see each other's writes there"
-                ),
-                stacklevel=1,
+                )
             )
         if name in targets:
             try:

@@ -563,4 +563,4 @@ def test_bind_mount_advisory_is_a_warning_that_w_error_can_act_on(
         timeout=300,
     )
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["E * pytest_criu.advisories.NotResetWarning: pytest-criu: box: *"])
+    result.stdout.fnmatch_lines(["E * pytest_criu.NotResetWarning: pytest-criu: box: *"])
