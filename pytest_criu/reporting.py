@@ -192,8 +192,8 @@ def report_data(
     tests: dict[str, dict[str, Any]] = {}
     for nodeid, name, wait in timings:
         test = tests.setdefault(nodeid, {"nodeid": nodeid, "resets": {}, "reset_seconds": 0.0})
-        test["resets"][name] = wait
-        test["reset_seconds"] += wait
+        test["resets"][name] = _rounded(wait)
+        test["reset_seconds"] = _rounded(test["reset_seconds"] + wait)
     return {
         "version": REPORT_VERSION,
         "plugin": __version__,
@@ -203,11 +203,11 @@ def report_data(
                 "engine": report.engine,
                 "origin": report.origin,
                 "mode": report.mode,
-                "prepare_seconds": report.prepare_seconds,
-                "checkpoint_seconds": report.checkpoint_seconds,
+                "prepare_seconds": _rounded(report.prepare_seconds),
+                "checkpoint_seconds": _rounded(report.checkpoint_seconds),
                 "checkpoint_bytes": report.checkpoint_bytes,
                 "restores": report.restores,
-                "reset_seconds": list(report.resets),
+                "reset_seconds": [_rounded(seconds) for seconds in report.resets],
                 "processes": report.processes,
                 "failure": report.failure,
             }
@@ -215,6 +215,11 @@ def report_data(
         ],
         "tests": list(tests.values()),
     }
+
+
+def _rounded(seconds: float | None) -> float | None:
+    """Microseconds are plenty (and keep the file readable)."""
+    return None if seconds is None else round(seconds, 6)
 
 
 def write_report(
