@@ -49,8 +49,13 @@ def __getattr__(name: str) -> Any:
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     """``-p pytest_criu`` registered this package: load the plugin under its own name."""
-    if not pluginmanager.is_blocked(PLUGIN_NAME) and pluginmanager.get_plugin(PLUGIN_NAME) is None:
-        pluginmanager.import_plugin(PLUGIN_NAME, consider_entry_points=True)
+    if pluginmanager.is_blocked(PLUGIN_NAME) or pluginmanager.get_plugin(PLUGIN_NAME) is not None:
+        return
+    if not pluginmanager.load_setuptools_entrypoints("pytest11", name=PLUGIN_NAME):
+        # A source tree on sys.path, not installed: no entry point to load it by.
+        from . import plugin
+
+        pluginmanager.register(plugin, PLUGIN_NAME)
 
 
 __all__ = [
