@@ -137,8 +137,9 @@ def _marker_problem(marker: pytest.Mark) -> tuple[tuple[str, ...], str | None]:
         return (), str(error)
 
 
-@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # No tryfirst/trylast: after conftests' hooks (which may add markers), before -k and -m
+    # deselect, so a module marker's names are checked against every test under it.
     problems: list[str] = []
     # A module- or class-level marker applies to the tests under it that use warm containers.
     broad_markers: dict[int, tuple[str, tuple[str, ...], set[str]]] = {}
@@ -157,9 +158,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         warm = tuple(declarations)
         if not any(own is marker for own in item.own_markers):
             owner = next(
-                node.nodeid
-                for node in item.listchain()
-                if any(own is marker for own in node.own_markers)
+                (
+                    node.nodeid
+                    for node in item.listchain()
+                    if any(own is marker for own in node.own_markers)
+                ),
+                item.nodeid,
             )
             _, _, used = broad_markers.setdefault(id(marker), (owner, names, set()))
             targets = tuple(name for name in names if name in warm) if names else warm

@@ -124,6 +124,24 @@ def test_module_marker_applies_to_the_tests_with_warm_containers(suite: pytest.P
     result.stdout.fnmatch_lines(["*ERROR*test_box_only*"])
 
 
+def test_module_marker_names_are_checked_before_deselection(suite: pytest.Pytester) -> None:
+    suite.makepyfile(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.criu_snapshot("other")
+
+        def test_other(other):
+            pass
+
+        def test_plain(plain):
+            pass
+        """
+    )
+    result = suite.runpytest(MISSING_CRIU, "-k", "test_plain")
+    result.assert_outcomes(passed=1, deselected=1)
+
+
 def test_module_marker_naming_no_used_container_is_a_usage_error(suite: pytest.Pytester) -> None:
     suite.makepyfile(
         test_typo="""
