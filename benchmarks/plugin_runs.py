@@ -3,10 +3,12 @@
 For each batch a small test suite is generated in a temporary directory (a ``conftest.py``
 declaring the workload with ``warm_container(...)`` and N tests marked
 ``@pytest.mark.criu_snapshot``) and pytest runs it in a subprocess with the strategy's
-options and ``--criu-timings``. Each test runs the workload's probe, which fails unless the
-container is pristine. Per-test reset times come from the ``reset NAME SECONDS NODEID`` lines
-``--criu-timings`` prints; :mod:`benchmarks.instrument` adds the phases of every restore,
-CRIU's own time and the gaps between tests.
+options and ``--criu-report``. Each test runs the workload's probe, which fails unless the
+container is pristine. Per-test reset times come from the report's JSON (its ``tests``, in
+run order); a ``--plugin-ref`` from before ``--criu-report`` existed is read from the
+``reset NAME SECONDS NODEID`` lines its ``--criu-timings`` printed instead.
+:mod:`benchmarks.instrument` adds the phases of every restore, CRIU's own time and the gaps
+between tests.
 
 The first marked test of a run never waits (it gets the container restored right after the
 checkpoint, or in recreate mode the prepared one), so it is left out of every statistic.
@@ -52,6 +54,7 @@ STRATEGY_OPTIONS: dict[str, tuple[str, ...]] = {
 WITHOUT_AHEAD = ("fresh", "fresh-deferred")
 NO_AHEAD_FLAG = "--criu-no-restore-ahead"
 ENGINE_FLAG = "--criu-engine"
+REPORT_FLAG = "--criu-report"
 STRATEGY_PROPOSALS: dict[str, str] = {
     "fresh-deferred": "defer-remove",
     "ahead-early": "ahead-at-adopt",
@@ -132,7 +135,7 @@ class BatchResult:
     returncode: int
     wall: float
     resets: list[float] = field(default_factory=list)
-    """The reset each test waited, from ``--criu-timings``, first test excluded."""
+    """The reset each test waited, from ``--criu-report``, first test excluded."""
     gaps: list[float] = field(default_factory=list)
     """From the end of one test's call to the start of the next one's (pytest included)."""
     outcomes: dict[str, int] = field(default_factory=dict)
@@ -192,6 +195,7 @@ def run_batch(batch: Batch, run_id: str, *, timeout: float = 1800.0) -> BatchRes
         )
         output = directory / "instrument.json"
         test_log = directory / "tests.jsonl"
+        report = directory / "criu-report.json"
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(
@@ -213,7 +217,7 @@ def run_batch(batch: Batch, run_id: str, *, timeout: float = 1800.0) -> BatchRes
             "pytest",
             "-p",
             "benchmarks.instrument",
-            "--criu-timings",
+            *timing_options(report),
             "-q",
             "-p",
             "no:randomly",
@@ -242,7 +246,7 @@ def run_batch(batch: Batch, run_id: str, *, timeout: float = 1800.0) -> BatchRes
         )
         stdout = completed.stdout
         result.outcomes = {kind: int(count) for count, kind in OUTCOMES.findall(_last(stdout))}
-        timings = [float(seconds) for _, seconds, _ in TIMING_LINE.findall(stdout)]
+        timings = read_resets(report, stdout)
         result.resets = timings[1:]
         if output.exists():
             result.instrument = json.loads(output.read_text())
@@ -264,6 +268,25 @@ def run_batch(batch: Batch, run_id: str, *, timeout: float = 1800.0) -> BatchRes
                 f"reset lines: {_tail(stdout + completed.stderr)}"
             )
         return result
+
+
+def timing_options(report: Path) -> tuple[str, ...]:
+    """Ask the plugin for its JSON report, or (a plugin without one) for timing lines."""
+    if REPORT_FLAG in plugin_flags():
+        return (f"{REPORT_FLAG}={report}",)
+    return ("--criu-timings",)
+
+
+def read_resets(report: Path, stdout: str) -> list[float]:
+    """Each marked test's visible reset seconds, in run order (see :func:`timing_options`)."""
+    if REPORT_FLAG not in plugin_flags():
+        return [float(seconds) for _, seconds, _ in TIMING_LINE.findall(stdout)]
+    if not report.exists():
+        return []
+    document = json.loads(report.read_text())
+    return [
+        float(test["resets"][FIXTURE]) for test in document["tests"] if FIXTURE in test["resets"]
+    ]
 
 
 def _last(text: str) -> str:

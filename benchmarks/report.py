@@ -175,7 +175,7 @@ def markdown(data: dict[str, Any]) -> str:
         "- shared and noisy: other jobs used the same engines. Strategies (and engines) ran "
         "interleaved (rotated order per round); compare ratios within this run, not absolute "
         "times across runs.",
-        "- (a)-(c): seconds each test waited for its reset (`--criu-timings`), first test of "
+        "- (a)-(c): seconds each test waited for its reset (`--criu-report`), first test of "
         "each run excluded (it never waits). (d), (e): the timed restore alone.",
         "",
     ]

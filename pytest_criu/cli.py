@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from .engine.connect import ENGINE_CHOICES
 from .engine.host import HostReport, detect_host
+from .engine.spec import ENGINE_CHOICES
 
 TAGS = {"ok": "[ ok ]", "warn": "[warn]", "fail": "[FAIL]", "skip": "[skip]"}
 

@@ -1,24 +1,35 @@
-"""``warm_container``: declare a session fixture whose container is reset before marked tests."""
+"""``warm_container``: declare a session fixture whose container is reset before marked tests.
+
+This module holds the declaration as plain data; the session's :class:`~.runtime.Runtime`
+that starts it comes in through the plugin's ``_criu_runtime`` fixture, so the two modules
+do not import each other.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import pytest
 
 from .engine import ready as ready_checks
 from .engine.errors import CriuError, SpecError
 from .engine.ready import ReadyCheck
-from .engine.snapshot import ContainerHandle
 from .engine.spec import STRATEGIES, ContainerSpec, PortLike, Strategy, build_spec
 
-__all__ = ["Declaration", "declaration_of", "warm_container"]
+if TYPE_CHECKING:
+    from .engine.snapshot import ContainerHandle, WarmContainer
+
+__all__ = ["RUNTIME_FIXTURE", "Declaration", "declaration_of", "warm_container"]
 
 DECLARATION_ATTRIBUTE = "__pytest_criu_declaration__"
+RUNTIME_FIXTURE = "_criu_runtime"
+"""The plugin's session fixture that hands warm-container fixtures the session's runtime."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,14 @@ class Declaration:
     pull: bool
     volume_policy: Literal["tmpfs", "refuse"]
     cache_inputs: tuple[Path, ...] = ()
+
+
+class Starter(Protocol):
+    """What a warm-container fixture needs from the session (the plugin's runtime)."""
+
+    def start(self, name: str, declaration: Declaration) -> WarmContainer: ...
+
+    def close(self, controller: WarmContainer) -> None: ...
 
 
 def warm_container(
@@ -55,6 +74,7 @@ def warm_container(
     pull: bool = True,
     volume_policy: Literal["tmpfs", "refuse"] = "tmpfs",
     cache_inputs: Sequence[str | Path] = (),
+    doc: str | None = None,
 ) -> Any:
     """Declare a warm container; assign the result to a name to get a session fixture.
 
@@ -67,6 +87,9 @@ def warm_container(
     With ``--criu-cache``, snapshots are kept across runs; the cache key covers the image,
     this declaration, the source of ``prepare`` and what it calls, and the files or
     directories in ``cache_inputs`` (e.g. a migrations directory ``prepare`` reads).
+
+    ``doc`` is the fixture's description in ``pytest --fixtures``; without it the
+    description names the image, the ports and the first line of ``prepare``'s docstring.
     """
     spec = build_spec(
         image=image,
@@ -95,6 +118,11 @@ def warm_container(
         )
     if volume_policy not in ("tmpfs", "refuse"):
         raise SpecError(f"volume_policy: {volume_policy!r} is not 'tmpfs' or 'refuse'")
+    if doc is not None and not isinstance(doc, str):
+        raise SpecError(f"doc: expected the fixture's description as a string, got {doc!r}")
+    caller = _caller()
+    caller_file = caller.f_globals.get("__file__") if caller else None
+    base = Path(caller_file).parent if isinstance(caller_file, str) else Path.cwd()
     declaration = Declaration(
         spec=spec,
         ready=ready_checks.normalize(ready),
@@ -103,33 +131,46 @@ def warm_container(
         ready_timeout=ready_timeout,
         pull=pull,
         volume_policy=volume_policy,
-        cache_inputs=_paths(cache_inputs, _caller_directory()),
+        cache_inputs=_paths(cache_inputs, base),
     )
 
     def warm_container_fixture(request: pytest.FixtureRequest) -> Iterator[ContainerHandle]:
-        from .runtime import runtime_of
-
-        name = request.fixturename or "warm_container"
-        failure = None
-        try:
-            controller = runtime_of(request.config).start(name, declaration)
-        except CriuError as error:
-            text = str(error)
-            failure = (
-                f"pytest-criu: {text}"
-                if text.startswith(f"{name}: ")
-                else (f"pytest-criu: {name}: {text}")
-            )
-        if failure is not None:
-            pytest.fail(failure, pytrace=False)
-        try:
-            yield controller.handle
-        finally:
-            runtime_of(request.config).close(controller)
+        yield from _serve(request, declaration)
 
     setattr(warm_container_fixture, DECLARATION_ATTRIBUTE, declaration)
-    warm_container_fixture.__doc__ = f"Warm container from {spec.image} (pytest-criu)."
+    warm_container_fixture.__doc__ = doc or _describe(declaration)
+    if caller is not None and isinstance(caller_file, str):
+        # pytest --fixtures shows where a fixture's code lives: point it at the declaration.
+        warm_container_fixture.__code__ = warm_container_fixture.__code__.replace(
+            co_filename=caller_file, co_firstlineno=caller.f_lineno
+        )
+        warm_container_fixture.__module__ = str(caller.f_globals.get("__name__", ""))
     return pytest.fixture(scope="session")(warm_container_fixture)
+
+
+def _serve(request: pytest.FixtureRequest, declaration: Declaration) -> Iterator[ContainerHandle]:
+    name = request.fixturename or "warm_container"
+    starter: Starter | None = None
+    with contextlib.suppress(pytest.FixtureLookupError):
+        starter = request.getfixturevalue(RUNTIME_FIXTURE)
+    if starter is None:
+        pytest.fail(
+            f"pytest-criu: {name}: the pytest-criu plugin is not active (disabled with "
+            "-p no:criu?); warm_container fixtures need it: drop -p no:criu",
+            pytrace=False,
+        )
+    failure = None
+    try:
+        controller = starter.start(name, declaration)
+    except CriuError as error:
+        text = str(error)
+        failure = text if text.startswith(f"{name}: ") else f"{name}: {text}"
+    if failure is not None:
+        pytest.fail(f"pytest-criu: {failure}", pytrace=False)
+    try:
+        yield controller.handle
+    finally:
+        starter.close(controller)
 
 
 def declaration_of(function: object) -> Declaration | None:
@@ -138,12 +179,26 @@ def declaration_of(function: object) -> Declaration | None:
     return declaration if isinstance(declaration, Declaration) else None
 
 
-def _caller_directory() -> Path:
-    """The directory of the conftest that called :func:`warm_container`."""
+def _describe(declaration: Declaration) -> str:
+    spec = declaration.spec
+    parts = [f"Warm container from {spec.image}"]
+    if spec.ports:
+        parts.append(f"ports {', '.join(str(port) for port in spec.ports)}")
+    prepared = inspect.getdoc(declaration.prepare) if declaration.prepare else None
+    if prepared:
+        parts.append(f"prepared: {prepared.splitlines()[0].rstrip('.')}")
+    elif declaration.prepare is not None:
+        parts.append(f"prepared by {getattr(declaration.prepare, '__qualname__', 'prepare')}()")
+    return (
+        "; ".join(parts)
+        + ". Value: a ContainerHandle; reset before tests marked criu_snapshot (pytest-criu)."
+    )
+
+
+def _caller() -> FrameType | None:
+    """The frame of the conftest that called :func:`warm_container`."""
     frame = inspect.currentframe()
-    caller = frame.f_back.f_back if frame and frame.f_back else None
-    filename = caller.f_globals.get("__file__") if caller else None
-    return Path(filename).parent if isinstance(filename, str) else Path.cwd()
+    return frame.f_back.f_back if frame and frame.f_back else None
 
 
 def _paths(values: object, base: Path) -> tuple[Path, ...]:

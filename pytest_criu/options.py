@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar, cast
 
 import pytest
 
-from .engine.connect import ENGINE_CHOICES, EngineChoice
 from .engine.holders import HOLDER_SETTINGS, HolderSetting
-from .engine.spec import STRATEGIES, Strategy
+from .engine.spec import ENGINE_CHOICES, STRATEGIES, EngineChoice, Strategy
 
 Fallback = Literal["skip", "recreate", "fail"]
 FALLBACKS: tuple[Fallback, ...] = ("skip", "recreate", "fail")
@@ -57,6 +57,11 @@ def _seconds(value: str) -> float:
         raise ValueError(f"{value!r} is not a number of seconds") from None
     if not seconds > 0:
         raise ValueError(f"{value!r} must be a positive number of seconds")
+    if math.isinf(seconds):
+        raise ValueError(
+            f"{value!r} is not a finite number of seconds; for no practical limit give a "
+            "large one such as 86400"
+        )
     return seconds
 
 
@@ -203,6 +208,16 @@ TIMINGS = Option[bool](
     "list every marked test's reset time in the summary",
     is_flag=True,
 )
+REPORT: Option[str | None] = Option(
+    "--criu-report",
+    "criu_report",
+    "report",
+    None,
+    _optional_text,
+    "write the run's timings as JSON to PATH: per warm container (origin, mode, prepare, "
+    "checkpoint, restores, resets, checkpoint size) and per marked test (reset seconds)",
+    "PATH",
+)
 RESTORE_RETRIES = Option[int](
     "--criu-restore-retries",
     "criu_restore_retries",
@@ -293,6 +308,7 @@ ALL: tuple[Option[object], ...] = cast(
         KEEP_ON_FAILURE,
         RESTORE_AHEAD,
         TIMINGS,
+        REPORT,
         RESTORE_RETRIES,
         LOCK_TIMEOUT,
         CACHE,
@@ -348,6 +364,7 @@ class Settings:
     keep_on_failure: bool
     restore_ahead: bool
     timings: bool
+    report: str | None
     restore_retries: int
     lock_timeout: float
     cache: bool

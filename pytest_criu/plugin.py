@@ -1,4 +1,8 @@
-"""pytest hooks: options, the ``criu_snapshot`` marker, resets before marked tests, reports."""
+"""pytest hooks: options, the ``criu_snapshot`` marker, resets before marked tests, reports.
+
+Nothing here touches CRIU or the engine until a collected test uses a warm container: a
+suite without one pays for the option table and nothing else.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +13,23 @@ from typing import Any
 
 import pytest
 
-from . import __version__, options, reporting
-from .engine.connect import ENGINES
+from . import __version__, options, reporting, xdist
+from .advisories import NotResetWarning
 from .engine.errors import CriuError
 from .engine.paths import private_directory
 from .fixtures import Declaration, declaration_of
 from .runtime import RUNTIME_KEY, Runtime, runtime_of
-from .xdist import XdistHooks, worker_identity
 
 MARKER = "criu_snapshot"
 TARGETS_KEY = pytest.StashKey[tuple[str, ...]]()
-WARM_KEY = pytest.StashKey[tuple[str, ...]]()
+"""The warm containers a marked test resets before it runs."""
 DECLARATIONS_KEY = pytest.StashKey[dict[str, Declaration]]()
-RESET_KEY = pytest.StashKey[dict[str, float]]()
+"""Every warm container a test uses, by fixture name."""
+BLOCKED_KEY = pytest.StashKey[str]()
+"""Why a marked test was skipped at collection (snapshots unavailable)."""
+USED_KEY = pytest.StashKey[bool]()
+"""Whether any collected test uses a warm container (only then is the host examined)."""
+RESET_PROPERTY = "criu_reset_seconds"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,10 +44,11 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     settings = options.resolve(config)
     summary = reporting.Summary(config)
-    identity = worker_identity(config)
+    identity = xdist.worker_identity(config)
     runtime = Runtime(
         settings,
         summary.say,
+        on_phase=summary.phase,
         rootdir=config.rootpath,
         session=identity[0] if identity else None,
         owner_pid=identity[1] if identity else None,
@@ -48,8 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RUNTIME_KEY] = runtime
     summary.runtime = runtime
     config.pluginmanager.register(summary, "criu-summary")
-    if identity is None and config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(XdistHooks(config), "criu-xdist")
+    xdist.register(config, runtime, summary)
     _install_sigterm_handler(config)
 
 
@@ -77,7 +85,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         runtime.say(f"cache cleared: {removed} entries removed")
 
 
-def pytest_report_header(config: pytest.Config) -> list[str]:
+@pytest.fixture(scope="session")
+def _criu_runtime(pytestconfig: pytest.Config) -> Runtime:
+    """The session's pytest-criu runtime; warm-container fixtures start through it."""
+    return runtime_of(pytestconfig)
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+    """The host line, shown (and the host examined) only when warm containers were collected."""
+    if not config.stash.get(USED_KEY, False):
+        return []
+    from .engine.connect import ENGINES
+
     runtime = runtime_of(config)
     settings = runtime.settings
     report = runtime.host_report
@@ -104,20 +123,53 @@ def _validate_marker(*names: str) -> tuple[str, ...]:
     return names
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def _marker_problem(marker: pytest.Mark) -> tuple[tuple[str, ...], str | None]:
+    if marker.kwargs:
+        given = ", ".join(f"{key}=" for key in marker.kwargs)
+        return (), (
+            f"takes no keyword arguments (got {given}); it accepts warm-container fixture "
+            f"names as positional arguments: @pytest.mark.{MARKER}('redis', 'db'), or none "
+            "for every warm container the test uses"
+        )
+    try:
+        return _validate_marker(*marker.args), None
+    except TypeError as error:
+        return (), str(error)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # No tryfirst/trylast: after conftests' hooks (which may add markers), before -k and -m
+    # deselect, so a module marker's names are checked against every test under it.
     problems: list[str] = []
+    # A module- or class-level marker applies to the tests under it that use warm containers.
+    broad_markers: dict[int, tuple[str, tuple[str, ...], set[str]]] = {}
     for item in items:
         declarations = _warm_fixtures(item)
-        warm = tuple(declarations)
-        item.stash[WARM_KEY] = warm
         item.stash[DECLARATIONS_KEY] = declarations
+        if declarations:
+            config.stash[USED_KEY] = True
         marker = item.get_closest_marker(MARKER)
         if marker is None:
             continue
-        try:
-            names = _validate_marker(*marker.args, **marker.kwargs)
-        except TypeError as error:
-            problems.append(f"{item.nodeid}: @pytest.mark.{MARKER}: {error}")
+        names, problem = _marker_problem(marker)
+        if problem is not None:
+            problems.append(f"{item.nodeid}: @pytest.mark.{MARKER}: {problem}")
+            continue
+        warm = tuple(declarations)
+        if not any(own is marker for own in item.own_markers):
+            owner = next(
+                (
+                    node.nodeid
+                    for node in item.listchain()
+                    if any(own is marker for own in node.own_markers)
+                ),
+                item.nodeid,
+            )
+            _, _, used = broad_markers.setdefault(id(marker), (owner, names, set()))
+            targets = tuple(name for name in names if name in warm) if names else warm
+            used.update(targets)
+            if targets:
+                item.stash[TARGETS_KEY] = targets
             continue
         unknown = [name for name in names if name not in warm]
         if unknown:
@@ -135,8 +187,45 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             )
             continue
         item.stash[TARGETS_KEY] = names or warm
+    for owner, names, used in broad_markers.values():
+        unused = [name for name in names if name not in used]
+        if unused:
+            problems.append(
+                f"{owner}: @pytest.mark.{MARKER} names {', '.join(map(repr, unused))}, which "
+                "no test under it uses as a warm container; fix the name or remove it"
+            )
     if problems:
         raise pytest.UsageError("pytest-criu: invalid markers:\n  " + "\n  ".join(problems))
+    _skip_blocked(config, items)
+
+
+def _skip_blocked(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests that need snapshots this host cannot make (``--criu-fallback=skip``)."""
+    marked = [item for item in items if TARGETS_KEY in item.stash]
+    if not marked:
+        return
+    runtime = runtime_of(config)
+    if runtime.settings.fallback != "skip":
+        return
+    for item in marked:
+        blocker = _blocker(runtime, item)
+        if blocker is not None:
+            item.stash[BLOCKED_KEY] = blocker
+            item.add_marker(
+                pytest.mark.skip(reason=f"pytest-criu: snapshots unavailable: {blocker}")
+            )
+
+
+def _blocker(runtime: Runtime, item: pytest.Item) -> str | None:
+    declarations = item.stash.get(DECLARATIONS_KEY, {})
+    return next(
+        (
+            reason
+            for name in item.stash[TARGETS_KEY]
+            if (reason := runtime.blocker_for(declarations[name])) is not None
+        ),
+        None,
+    )
 
 
 def _warm_fixtures(item: pytest.Item) -> dict[str, Declaration]:
@@ -158,50 +247,43 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if TARGETS_KEY not in item.stash:
         return
     runtime = runtime_of(item.config)
-    declarations = item.stash.get(DECLARATIONS_KEY, {})
-    blocker = next(
-        (
-            reason
-            for name in item.stash[TARGETS_KEY]
-            if (reason := runtime.blocker_for(declarations[name])) is not None
-        ),
-        None,
-    )
-    if blocker is None or runtime.settings.fallback == "recreate":
+    if runtime.settings.fallback != "fail":
         return
-    if runtime.settings.fallback == "fail":
+    blocker = _blocker(runtime, item)
+    if blocker is not None:
         pytest.fail(f"pytest-criu: snapshots unavailable: {blocker}", pytrace=False)
-    runtime.skipped += 1
-    # Report the skip at the test, not in this file, as pytest does for skip markers.
-    raise pytest.skip.Exception(
-        f"pytest-criu: snapshots unavailable: {blocker}", _use_item_location=True
-    )
 
 
 @pytest.fixture(autouse=True)
 def _criu_reset(request: pytest.FixtureRequest) -> Iterator[None]:
     """Reset the warm containers a marked test targets; note use of the others."""
     item = request.node
-    warm = item.stash.get(WARM_KEY, ())
+    warm = item.stash.get(DECLARATIONS_KEY, {})
     if not warm:
         yield
         return
     targets = item.stash.get(TARGETS_KEY, ())
     runtime = runtime_of(request.config)
-    waits: dict[str, float] = {}
     for name in warm:
         request.getfixturevalue(name)
         controller = runtime.controllers[name]
+        if controller.not_reset and runtime.advise(name):
+            # Reported at the first test that uses the container (-W error makes it fail).
+            item.warn(
+                NotResetWarning(
+                    f"pytest-criu: {name}: NOT reset by restores: bind mount "
+                    f"{', '.join(controller.not_reset)}; tests see each other's writes there"
+                )
+            )
         if name in targets:
             try:
-                waits[name] = controller.reset()
+                wait = controller.reset()
             except CriuError as error:
                 pytest.fail(f"pytest-criu: {name}: reset failed: {error}", pytrace=False)
+            runtime.timings.append((item.nodeid, name, wait))
+            item.user_properties.append((f"{RESET_PROPERTY}[{name}]", f"{wait:.6f}"))
         else:
             controller.touch()
-    item.stash[RESET_KEY] = waits
-    for name, wait in waits.items():
-        runtime.timings.append((item.nodeid, name, wait))
     yield
 
 
@@ -210,9 +292,13 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, Any, Any]:
     report: pytest.TestReport = yield
-    targets = item.stash.get(TARGETS_KEY, ())
     runtime = item.config.stash.get(RUNTIME_KEY, None)
-    if not targets or runtime is None or call.when != "call" or report.skipped:
+    if runtime is None:
+        return report
+    if call.when == "setup" and report.skipped and BLOCKED_KEY in item.stash:
+        runtime.skipped += 1
+    targets = item.stash.get(TARGETS_KEY, ())
+    if not targets or call.when != "call" or report.skipped:
         return report
     for name in targets:
         controller = runtime.controllers.get(name)

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
+import tempfile
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from . import __version__
 from .engine.errors import CriuError
-from .engine.snapshot import WarmContainer
 
 if TYPE_CHECKING:
+    from .engine.snapshot import WarmContainer
     from .runtime import Runtime
 
 LOG_TAIL = 40
-WORKER_OUTPUT_KEY = "pytest_criu_report"
+SLOW_PHASE_SECONDS = 5.0
+"""Below ``-v``, a phase that took longer than this still gets one line."""
+REPORT_VERSION = 1
 
 
 @dataclass
@@ -35,6 +42,7 @@ class ContainerReport:
     failure: str | None = None
     processes: int = 1
     engine: str = "docker"
+    checkpoint_bytes: int | None = None
 
     def __post_init__(self) -> None:
         # From xdist workers the groups arrive as lists.
@@ -55,6 +63,7 @@ class ContainerReport:
             kept=controller.kept_groups(),
             failure=stats.failure,
             engine=controller.engine.name,
+            checkpoint_bytes=stats.checkpoint_bytes,
         )
 
     def merge(self, other: ContainerReport) -> None:
@@ -62,6 +71,7 @@ class ContainerReport:
         if other.origin == "prepared" or self.prepare_seconds is None:
             self.origin, self.prepare_seconds = other.origin, other.prepare_seconds
             self.checkpoint_seconds = other.checkpoint_seconds
+        self.checkpoint_bytes = self.checkpoint_bytes or other.checkpoint_bytes
         self.restores += other.restores
         self.resets += other.resets
         self.kept += other.kept
@@ -70,17 +80,34 @@ class ContainerReport:
 
 
 class Summary:
-    """Writes pytest-criu's progress and summary through pytest's terminal reporter."""
+    """Writes pytest-criu's progress and summary through pytest's terminal reporter.
+
+    Per-phase lines need ``-v``; below that only notable events and slow phases are
+    written, and ``-qq`` silences everything but the end-of-session summary.
+    """
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.runtime: Runtime | None = None
         self.worker_reports: list[dict[str, Any]] = []
+        self.worker_timings: list[tuple[str, str, float]] = []
         self.worker_skips = 0
 
     def say(self, message: str) -> None:
+        """A notable event: shown unless ``-qq``."""
+        if self.config.get_verbosity() >= -1:
+            self._write(message)
+
+    def phase(self, name: str, what: str, seconds: float | None) -> None:
+        """A set-up or reset phase began (``seconds`` is ``None``) or ended."""
+        if self.config.get_verbosity() >= 1:
+            self._write(f"{name}: {what} ..." if seconds is None else _done(name, what, seconds))
+        elif seconds is not None and seconds > SLOW_PHASE_SECONDS:
+            self.say(_done(name, what, seconds))
+
+    def _write(self, message: str) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None or self.config.get_verbosity() < -1:
+        if reporter is None:
             return
         capture = self.config.pluginmanager.get_plugin("capturemanager")
         if capture is None:
@@ -104,22 +131,32 @@ class Summary:
                 merged[report.name] = report
         return list(merged.values())
 
+    def timings(self) -> list[tuple[str, str, float]]:
+        """``(nodeid, warm container, seconds the test waited for its reset)``, all processes."""
+        local = self.runtime.timings if self.runtime else []
+        return [*local, *self.worker_timings]
+
+    def worker_output(self) -> dict[str, Any]:
+        """This worker's part of the summary, as plain data for pytest-xdist to send."""
+        return {
+            "containers": [asdict(report) for report in self.reports()],
+            "timings": [list(timing) for timing in self.timings()],
+            "skipped": self.runtime.skipped if self.runtime else 0,
+        }
+
+    def add_worker_output(self, data: dict[str, Any]) -> None:
+        self.worker_reports.extend(data.get("containers", []))
+        self.worker_timings.extend(
+            (str(nodeid), str(name), float(wait)) for nodeid, name, wait in data.get("timings", [])
+        )
+        self.worker_skips += int(data.get("skipped", 0))
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        workeroutput = getattr(session.config, "workeroutput", None)
-        if isinstance(workeroutput, dict) and self.runtime is not None:
-            workeroutput[WORKER_OUTPUT_KEY] = {
-                "containers": [asdict(report) for report in self.reports()],
-                "skipped": self.runtime.skipped,
-            }
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node: Any, error: object) -> None:
-        """Collect a pytest-xdist worker's report (only called on the controller)."""
-        data = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY)
-        if isinstance(data, dict):
-            self.worker_reports.extend(data.get("containers", []))
-            self.worker_skips += int(data.get("skipped", 0))
+        runtime = self.runtime
+        if runtime is None or runtime.worker or not runtime.settings.report:
+            return
+        write_report(Path(runtime.settings.report), self.reports(), self.timings())
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
@@ -135,12 +172,76 @@ class Summary:
             terminalreporter.write_line(line)
         if skipped:
             terminalreporter.write_line(
-                f"{skipped} marked tests skipped: snapshots unavailable: "
+                f"{_count(skipped, 'marked test')} skipped: snapshots unavailable: "
                 f"{runtime.snapshot_blocker}; run `pytest-criu doctor` for details"
             )
         if runtime.settings.timings:
-            for nodeid, name, wait in runtime.timings:
+            for nodeid, name, wait in self.timings():
                 terminalreporter.write_line(f"reset {name} {wait:.3f}s {nodeid}")
+        if runtime.settings.report:
+            terminalreporter.write_line(f"timings written to {runtime.settings.report}")
+
+
+def _done(name: str, what: str, seconds: float) -> str:
+    return f"{name}: {what} done in {seconds:.2f}s"
+
+
+def _count(number: int, noun: str, plural: str | None = None) -> str:
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+
+def report_data(
+    reports: list[ContainerReport], timings: list[tuple[str, str, float]]
+) -> dict[str, Any]:
+    """The ``--criu-report`` document (its schema is in the README)."""
+    tests: dict[str, dict[str, Any]] = {}
+    for nodeid, name, wait in timings:
+        test = tests.setdefault(nodeid, {"nodeid": nodeid, "resets": {}, "reset_seconds": 0.0})
+        test["resets"][name] = _rounded(wait)
+        test["reset_seconds"] = _rounded(test["reset_seconds"] + wait)
+    return {
+        "version": REPORT_VERSION,
+        "plugin": __version__,
+        "containers": [
+            {
+                "name": report.name,
+                "engine": report.engine,
+                "origin": report.origin,
+                "mode": report.mode,
+                "prepare_seconds": _rounded(report.prepare_seconds),
+                "checkpoint_seconds": _rounded(report.checkpoint_seconds),
+                "checkpoint_bytes": report.checkpoint_bytes,
+                "restores": report.restores,
+                "reset_seconds": [_rounded(seconds) for seconds in report.resets],
+                "processes": report.processes,
+                "failure": report.failure,
+            }
+            for report in reports
+        ],
+        "tests": list(tests.values()),
+    }
+
+
+def _rounded(seconds: float | None) -> float | None:
+    """Microseconds are plenty (and keep the file readable)."""
+    return None if seconds is None else round(seconds, 6)
+
+
+def write_report(
+    path: Path, reports: list[ContainerReport], timings: list[tuple[str, str, float]]
+) -> None:
+    """Write the report atomically: a reader never sees half a file."""
+    path = path.expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w") as stream:
+            json.dump(report_data(reports, timings), stream, indent=2)
+            stream.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def _seconds(value: float | None) -> str:
@@ -168,8 +269,8 @@ def summary_lines(reports: list[ContainerReport]) -> list[str]:
                 line += f" + checkpoint {_seconds(report.checkpoint_seconds)}"
         if report.processes > 1:
             line += f"; shared by {report.processes} workers"
-        noun = "recreations" if report.mode.startswith("recreate") else "restores"
-        line += f"; {report.restores} {noun}"
+        noun = "recreation" if report.mode.startswith("recreate") else "restore"
+        line += f"; {_count(report.restores, noun)}"
         resets = report.resets
         if resets:
             median = statistics.median(resets)
@@ -179,10 +280,9 @@ def summary_lines(reports: list[ContainerReport]) -> list[str]:
             )
             if report.prepare_seconds and report.mode.startswith("snapshot"):
                 saved = len(resets) * report.prepare_seconds - sum(resets)
-                line += f"; saved {saved:.1f}s vs re-preparing per test"
+                if saved >= 0.05:
+                    line += f"; saved {saved:.1f}s vs re-preparing per test"
         lines.append(line)
-        for mount in report.not_reset:
-            lines.append(f"{report.name}: NOT reset by restores: bind mount {mount}")
         for group in report.kept:
             ids = " ".join(cid[:12] for cid in group)
             holder = " and its network holder" if len(group) > 1 else ""

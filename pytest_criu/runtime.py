@@ -9,22 +9,24 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from . import __version__
 from .engine import labels
 from .engine.cachekey import cache_key, inputs_digest, source_digest
-from .engine.compat import ContainerEngine
-from .engine.connect import connect
 from .engine.errors import CriuError
-from .engine.holders import network_path
-from .engine.host import HostReport, detect_host, known_docker_problem
 from .engine.paths import private_directory
-from .engine.snapshot import Options, WarmContainer
-from .engine.store import CacheStore, LocalStore, RunStore, SnapshotStore
 from .fixtures import Declaration
 from .options import Settings
+
+if TYPE_CHECKING:
+    # The engine modules import docker-py: loaded when a warm container is first used.
+    from .engine.compat import ContainerEngine
+    from .engine.host import HostReport
+    from .engine.snapshot import PhaseReport, WarmContainer
+    from .engine.store import CacheStore, SnapshotStore
 
 RUNTIME_KEY = pytest.StashKey["Runtime"]()
 
@@ -42,6 +44,7 @@ class Runtime:
         settings: Settings,
         say: Callable[[str], None],
         *,
+        on_phase: PhaseReport | None = None,
         rootdir: Path,
         session: str | None = None,
         owner_pid: int | None = None,
@@ -49,6 +52,7 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self.say = say
+        self.on_phase = on_phase
         self.rootdir = rootdir
         self.worker = worker
         self.distributed = False
@@ -57,15 +61,24 @@ class Runtime:
         self.closed: list[WarmContainer] = []
         self.skipped = 0
         self.timings: list[tuple[str, str, float]] = []
+        self._advised: set[str] = set()
         self._engine: ContainerEngine | None = None
         self._report: HostReport | None = None
         self._store: SnapshotStore | None = None
+
+    def advise(self, name: str) -> bool:
+        """Whether ``name``'s advisories are still to be given (once per process)."""
+        first = name not in self._advised
+        self._advised.add(name)
+        return first
 
     # -- lazily computed facts ----------------------------------------------------------
 
     @property
     def host_report(self) -> HostReport:
         if self._report is None:
+            from .engine.host import detect_host
+
             self._report = detect_host(
                 criu_binary=self.settings.criu_binary,
                 docker_url=self.settings.engine_url,
@@ -82,6 +95,9 @@ class Runtime:
         blocker = self.snapshot_blocker
         if blocker is not None:
             return blocker
+        from .engine.holders import network_path
+        from .engine.host import known_docker_problem
+
         report = self.host_report
         problem = known_docker_problem(report.docker_version or "")
         if (
@@ -97,8 +113,15 @@ class Runtime:
         return None
 
     @property
+    def engine_used(self) -> bool:
+        """Whether this process connected to the engine (so may have created something)."""
+        return self._engine is not None or bool(self.closed)
+
+    @property
     def engine(self) -> ContainerEngine:
         if self._engine is None:
+            from .engine.connect import connect
+
             self._engine = connect(
                 self.settings.engine,
                 self.settings.engine_url,
@@ -127,6 +150,8 @@ class Runtime:
     @property
     def store(self) -> SnapshotStore:
         if self._store is None:
+            from .engine.store import LocalStore, RunStore
+
             if self.settings.cache:
                 self._store = self.cache()
             elif self.worker:
@@ -136,6 +161,8 @@ class Runtime:
         return self._store
 
     def cache(self) -> CacheStore:
+        from .engine.store import CacheStore
+
         return CacheStore(
             self.engine,
             self.cache_directory(),
@@ -147,6 +174,8 @@ class Runtime:
 
     def start(self, name: str, declaration: Declaration) -> WarmContainer:
         """Start, prepare and (when the host allows) checkpoint a warm container."""
+        from .engine.snapshot import Options, WarmContainer
+
         options = Options(
             strategy=declaration.strategy or self.settings.strategy,
             ready_timeout=declaration.ready_timeout or self.settings.ready_timeout,
@@ -167,6 +196,7 @@ class Runtime:
             owner=self.owner,
             options=options,
             say=self.say,
+            on_phase=self.on_phase,
         )
         self.controllers[name] = controller
         try:

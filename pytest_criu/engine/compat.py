@@ -60,11 +60,14 @@ class ContainerEngine(abc.ABC):
                 f"cannot connect to {self.title} at {where}: no such socket (is the "
                 f"daemon running?); {self.start_hint} or set --criu-engine-url"
             )
+        # docker-py hands the timeout to requests, which takes fractions of a second; its
+        # stubs say int, and int() would turn 0.5 into 0 ("connect timeout to 0").
+        seconds: Any = float(timeout)
         try:
             if base_url:
-                self.api = docker.APIClient(base_url=base_url, version="auto", timeout=int(timeout))
+                self.api = docker.APIClient(base_url=base_url, version="auto", timeout=seconds)
             else:
-                self.api = docker.from_env(version="auto", timeout=int(timeout)).api
+                self.api = docker.from_env(version="auto", timeout=seconds).api
         except docker.errors.DockerException as error:
             raise EngineError(
                 f"cannot connect to {self.title} at {where}: {error}; "

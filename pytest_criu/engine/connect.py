@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from .compat import ContainerEngine
 from .docker import DockerEngine
 from .errors import EngineError
 from .podman import PodmanEngine
+from .spec import EngineChoice
 
-EngineChoice = Literal["auto", "docker", "podman"]
-ENGINE_CHOICES: tuple[EngineChoice, ...] = ("auto", "docker", "podman")
 ENGINES: Mapping[str, type[ContainerEngine]] = {"docker": DockerEngine, "podman": PodmanEngine}
 
 

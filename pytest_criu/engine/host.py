@@ -26,10 +26,11 @@ import docker
 import docker.errors
 import docker.utils
 
-from .connect import EngineChoice, engine_url, identify, mismatch, uses_docker_environment
+from .connect import engine_url, identify, mismatch, uses_docker_environment
 from .daemon import option_value, socket_peer_pid
 from .docker import DEFAULT_URL as DEFAULT_DOCKER_URL
 from .podman import LIBPOD_VERSION
+from .spec import EngineChoice
 
 Status = Literal["ok", "warn", "fail", "skip"]
 

@@ -41,6 +41,8 @@ from .tracker import ContainerTracker
 CHECKPOINT_NAME = "pytest-criu"
 Mode = Literal["snapshot", "recreate", "shared"]
 Say = Callable[[str], None]
+PhaseReport = Callable[[str, str, "float | None"], None]
+"""Called with the warm container's name and a phase: ``None`` when it begins, then its seconds."""
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Stats:
     resets: list[float] = field(default_factory=list)
     mode: str = ""
     failure: str | None = None
+    checkpoint_bytes: int | None = None
     phases: dict[str, float] = field(default_factory=dict)
     """Seconds spent per restore phase, summed over every restore (constant size)."""
 
@@ -168,6 +171,7 @@ class WarmContainer:
         owner: labelling.Owner,
         options: Options,
         say: Say = lambda message: None,
+        on_phase: PhaseReport | None = None,
     ) -> None:
         self.name = name
         self.spec = spec
@@ -177,6 +181,7 @@ class WarmContainer:
         self.owner = owner
         self.options = options
         self.say = say
+        self.on_phase = on_phase
         self.stats = Stats()
         self.handle = ContainerHandle(self)
         self.restores = 0
@@ -271,6 +276,7 @@ class WarmContainer:
         self._snapshot_image = snapshot.image or self.resolve_image()
         self._tmpfs = dict(snapshot.tmpfs)
         self.stats.origin = origin
+        self.stats.checkpoint_bytes = sum(snapshot.files.values()) or None
         if origin != "cache":
             self.stats.prepare_seconds = snapshot.prepare_seconds
             self.stats.checkpoint_seconds = snapshot.checkpoint_seconds
@@ -655,10 +661,13 @@ class WarmContainer:
 
     @contextlib.contextmanager
     def _phase(self, what: str) -> Iterator[None]:
+        if self.on_phase is None:
+            yield
+            return
         began = time.monotonic()
-        self.say(f"{self.name}: {what} ...")
+        self.on_phase(self.name, what, None)
         yield
-        self.say(f"{self.name}: {what} done in {time.monotonic() - began:.2f}s")
+        self.on_phase(self.name, what, time.monotonic() - began)
 
 
 def _host_of(base_url: str | None) -> str:

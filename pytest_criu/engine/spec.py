@@ -13,6 +13,9 @@ from .errors import SpecError
 
 Strategy = Literal["fresh", "inplace"]
 STRATEGIES: tuple[Strategy, ...] = ("fresh", "inplace")
+EngineChoice = Literal["auto", "docker", "podman"]
+"""``--criu-engine``: which engine to use (here, so options need not import the engines)."""
+ENGINE_CHOICES: tuple[EngineChoice, ...] = ("auto", "docker", "podman")
 
 PortLike = Union[int, str, "Port"]
 

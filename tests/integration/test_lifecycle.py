@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -40,7 +42,16 @@ def test_fresh_strategy_prepares_once(
 ) -> None:
     pytester.makeconftest(BOX)
     pytester.makepyfile(BOX_TESTS)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
+    junit = pytester.path / "junit.xml"
+    report = pytester.path / "criu-report.json"
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "-v",
+        f"--junitxml={junit}",
+        f"--criu-report={report}",
+        timeout=300,
+    )
     result.assert_outcomes(passed=3)
     assert prepare_count(prepare_log) == 1
     result.stdout.fnmatch_lines(
@@ -51,8 +62,34 @@ def test_fresh_strategy_prepares_once(
             "*box: checkpoint (CRIU dump)*",
             "*box: commit filesystem*",
             "box: snapshot/fresh; prepared in *s + checkpoint *s; 3 restores*",
+            f"timings written to {report}",
         ]
     )
+    # Every marked test's reset time, in JUnit XML and in the report.
+    cases = ElementTree.parse(junit).getroot().iter("testcase")
+    resets = {
+        str(case.get("name")): [
+            float(str(prop.get("value")))
+            for prop in case.iter("property")
+            if prop.get("name") == "criu_reset_seconds[box]"
+        ]
+        for case in cases
+    }
+    assert sorted(resets) == ["test_pristine[0]", "test_pristine[1]", "test_pristine[2]"]
+    assert all(len(seconds) == 1 and seconds[0] >= 0 for seconds in resets.values())
+    document = json.loads(report.read_text())
+    (container,) = document["containers"]
+    assert container["name"] == "box"
+    assert container["origin"] == "prepared"
+    assert container["mode"] == "snapshot/fresh"
+    assert container["prepare_seconds"] > 0
+    assert container["checkpoint_seconds"] > 0
+    assert container["checkpoint_bytes"] > 0
+    assert container["restores"] == 3
+    # The first test gets the restore made at set-up: it waits for none.
+    assert len(container["reset_seconds"]) == 2
+    assert [test["nodeid"].rsplit("::", 1)[1] for test in document["tests"]] == sorted(resets)
+    assert all(list(test["resets"]) == ["box"] for test in document["tests"])
 
 
 def test_recreate_fallback_prepares_per_marked_test(
@@ -63,6 +100,7 @@ def test_recreate_fallback_prepares_per_marked_test(
     result = pytester.runpytest_subprocess(
         "-p",
         "no:cacheprovider",
+        "-q",
         "--criu-binary=/nonexistent/criu",
         "--criu-fallback=recreate",
         timeout=300,
@@ -71,6 +109,8 @@ def test_recreate_fallback_prepares_per_marked_test(
     # the first marked test gets the container prepared at set-up; each later one a new one
     assert prepare_count(prepare_log) == 3
     result.stdout.fnmatch_lines(["box: recreate (no CRIU); prepared in *; 2 recreations*"])
+    # -q: no per-phase lines (these phases take well under the slow-phase threshold here)
+    result.stdout.no_fnmatch_line("[[]pytest-criu[]] *")
 
 
 def test_inplace_resets_memory_and_tmpfs_but_not_files(
@@ -484,3 +524,48 @@ def test_sigint_while_restoring_between_tests_removes_everything(
     (where,) = [line for line in output.splitlines() if line.endswith(": KeyboardInterrupt")]
     assert "test_quick.py" not in where, f"interrupted in the plugin's reset, not the test: {where}"
     assert containers_of(process.pid) == set()
+
+
+def test_bind_mount_advisory_is_a_warning_that_w_error_can_act_on(
+    pytester: pytest.Pytester, no_leaks: None
+) -> None:
+    shared = pytester.path / "shared"
+    shared.mkdir()
+    pytester.makeconftest(
+        f"""
+        from pytest_criu import warm_container
+
+        box = warm_container(
+            "{TINY_IMAGE}", command=["sleep", "100000"], volumes={{"{shared}": "/shared"}}
+        )
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.criu_snapshot
+        def test_x(box):
+            pass
+        """
+    )
+    fallback = ["--criu-binary=/nonexistent/criu", "--criu-fallback=recreate"]
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *fallback, timeout=300)
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*warnings summary*",
+            f"*NotResetWarning: pytest-criu: box: NOT reset by restores: bind mount {shared} -> "
+            "/shared; tests see each other's writes there",
+        ]
+    )
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        *fallback,
+        "-W",
+        "error::pytest_criu.NotResetWarning",
+        timeout=300,
+    )
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["E * pytest_criu.NotResetWarning: pytest-criu: box: *"])

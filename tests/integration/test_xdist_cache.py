@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -29,7 +30,10 @@ def suite(pytester: pytest.Pytester, prepare_log: Path) -> pytest.Pytester:
 def test_xdist_prepares_once_per_run(
     suite: pytest.Pytester, prepare_log: Path, workers: int, no_leaks: None
 ) -> None:
-    result = suite.runpytest_subprocess("-p", "no:cacheprovider", "-n", str(workers), timeout=600)
+    report = suite.path / "criu-report.json"
+    result = suite.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", str(workers), f"--criu-report={report}", timeout=600
+    )
     result.assert_outcomes(passed=8)
     assert len(prepares(prepare_log)) == 1
     result.stdout.fnmatch_lines(
@@ -38,6 +42,14 @@ def test_xdist_prepares_once_per_run(
             f"box: snapshot/fresh; prepared in *; shared by {workers} workers; * restores*",
         ]
     )
+    # The controller's report holds every worker's tests.
+    document = json.loads(report.read_text())
+    assert sorted(test["nodeid"] for test in document["tests"]) == sorted(
+        f"test_box.py::test_pristine[{i}]" for i in range(8)
+    )
+    (container,) = document["containers"]
+    assert container["processes"] == workers
+    assert container["origin"] == "prepared"
 
 
 def test_cache_skips_prepare_on_the_second_run(

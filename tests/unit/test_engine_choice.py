@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,19 @@ class TestOwnerInName:
         dead = {**labels, labelling.OWNER_PID: "999999999"}
         recorded = labelling.owner_from_name(labelling.owner_name(dead))
         assert not labelling.owner_alive({**labels, **recorded})
+
+
+@pytest.mark.parametrize("engine", [DockerEngine, PodmanEngine])
+def test_sub_second_timeouts_reach_the_engine_connection(
+    tmp_path: Path, engine: type[DockerEngine] | type[PodmanEngine]
+) -> None:
+    """0.5 s stays 0.5 s (it used to become 0: "Attempted to set connect timeout to 0")."""
+    path = tmp_path / "silent.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as silent:
+        silent.bind(str(path))
+        silent.listen(1)  # never accepts: the version request times out
+        with pytest.raises(
+            EngineError, match=r"cannot connect to .*silent.sock.*timed out"
+        ) as info:
+            engine(f"unix://{path}", timeout=0.5)
+    assert "timeout to 0" not in str(info.value)
