@@ -48,6 +48,7 @@ def warm_container(
     user: str | None = None,
     network_mode: str | None = None,
     labels: Mapping[str, str] | None = None,
+    create_options: Mapping[str, Any] | None = None,
     ready: Any = None,
     prepare: Callable[[ContainerHandle], object] | None = None,
     strategy: Strategy | None = None,
@@ -67,6 +68,10 @@ def warm_container(
     With ``--criu-cache``, snapshots are kept across runs; the cache key covers the image,
     this declaration, the source of ``prepare`` and what it calls, and the files or
     directories in ``cache_inputs`` (e.g. a migrations directory ``prepare`` reads).
+
+    ``create_options`` passes other container settings to the engine, e.g.
+    ``{"shm_size": "256m", "hostname": "db"}``; unknown keys, and keys pytest-criu owns or
+    that would break checkpoints, are refused with what to use instead.
     """
     spec = build_spec(
         image=image,
@@ -80,6 +85,7 @@ def warm_container(
         user=user,
         network_mode=network_mode,
         labels=labels,
+        create_options=create_options,
     )
     if prepare is not None and not callable(prepare):
         raise SpecError(

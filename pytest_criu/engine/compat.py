@@ -20,6 +20,7 @@ import docker
 import docker.errors
 import requests
 
+from . import create_options as creating
 from .errors import EngineError, ImageNotFoundError
 from .spec import ContainerSpec, Port
 
@@ -145,13 +146,18 @@ class ContainerEngine(abc.ABC):
     def create(self, config: ContainerConfig) -> str:
         spec = config.spec
         ports: list[tuple[int, str]] = [(port.number, port.protocol) for port in spec.ports]
-        host_config = self.api.create_host_config(
-            port_bindings={f"{port}": (config.host_ip, None) for port in spec.ports} or None,
-            tmpfs=dict(config.tmpfs) or None,
-            binds=dict(_binds(spec.volumes)) or None,
-            network_mode=spec.network_mode,
-            init=False,
-        )
+        try:
+            host_config = self.api.create_host_config(
+                port_bindings={f"{port}": (config.host_ip, None) for port in spec.ports} or None,
+                tmpfs=dict(config.tmpfs) or None,
+                binds=dict(_binds(spec.volumes)) or None,
+                network_mode=spec.network_mode,
+                init=False,
+                **creating.host_options(spec.create_options),
+            )
+        except docker.errors.DockerException as error:
+            # e.g. an option this engine's API version does not know yet
+            raise EngineError(f"create_options: {self.title} refused them: {error}") from None
         try:
             created = self.api.create_container(
                 image=config.image,
@@ -166,6 +172,7 @@ class ContainerEngine(abc.ABC):
                 name=config.name,
                 tty=False,
                 stdin_open=False,
+                **creating.container_options(spec.create_options),
             )
         except docker.errors.APIError as error:
             raise EngineError(
