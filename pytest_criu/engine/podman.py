@@ -24,6 +24,7 @@ from . import labels as labelling
 from .compat import ContainerConfig, ContainerEngine, Lap, error_text
 from .errors import CheckpointError, EngineError, RestoreError
 from .netns import announce, interface_up
+from .ready import Health
 
 DEFAULT_URL = "unix:///run/podman/podman.sock"
 LIBPOD_VERSION = "v4.0.0"
@@ -60,6 +61,18 @@ class PodmanEngine(ContainerEngine):
     def remove(self, container_id: str) -> None:
         super().remove(container_id)
         self._imported_at.pop(container_id, None)
+
+    def health(self, container_id: str) -> Health | None:
+        """As Docker's, after running the health check once.
+
+        Podman schedules health checks with systemd timers; without systemd (containers,
+        many CI runners) they never run by themselves, so each look runs one.
+        """
+        with contextlib.suppress(requests.exceptions.RequestException):
+            self.api.get(
+                self._libpod(f"/containers/{container_id}/healthcheck"), timeout=self.timeout
+            ).close()
+        return super().health(container_id)
 
     @classmethod
     def default_url(cls) -> str:
