@@ -17,6 +17,7 @@ from .engine.errors import (
     RestoreError,
     SpecError,
 )
+from .engine.ready import Health
 from .engine.snapshot import ContainerHandle
 from .fixtures import warm_container
 
@@ -31,6 +32,7 @@ __all__ = [
     "CriuError",
     "DamagedCheckpointError",
     "EngineError",
+    "Health",
     "HostError",
     "ImageNotFoundError",
     "PrepareError",

@@ -117,3 +117,34 @@ def test_create_options_are_part_of_the_fingerprint() -> None:
     reordered = build_spec(image="x", create_options={"hostname": "a", "shm_size": "64m"})
     same = build_spec(image="x", create_options={"shm_size": "64m", "hostname": "a"})
     assert reordered.fingerprint() == same.fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("declaration", "message"),
+    [
+        (
+            'warm_container("redis:7", create_options={"tty": True})',
+            "create_options: 'tty' is not accepted: a container with a TTY cannot be "
+            "checkpointed by CRIU; leave tty off",
+        ),
+        (
+            'warm_container("redis:7", create_options={"shm": "64m"})',
+            "create_options: unknown option 'shm'; accepted: cap_add, cap_drop, cpu_shares, dns, "
+            "dns_search, extra_hosts, healthcheck, hostname, mem_limit, pids_limit, shm_size, "
+            "stop_signal, ulimits",
+        ),
+        (
+            'warm_container("redis:7", ready=ready.log("Ready", times=0))',
+            "ready.log: times must be a whole number >= 1 (how many matches to wait for), got 0",
+        ),
+    ],
+)
+def test_a_bad_declaration_stops_the_run_at_collection(
+    pytester: pytest.Pytester, declaration: str, message: str
+) -> None:
+    pytester.makeconftest(f"from pytest_criu import ready, warm_container\nbox = {declaration}\n")
+    pytester.makepyfile("def test_x(box):\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"E   pytest_criu.engine.errors.SpecError: {message}"])
+    result.stdout.no_fnmatch_line("*starting container*")
