@@ -23,6 +23,7 @@ from .engine.errors import (
     RestoreError,
     SpecError,
 )
+from .engine.ready import Health
 from .fixtures import warm_container
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ __all__ = [
     "CriuError",
     "DamagedCheckpointError",
     "EngineError",
+    "Health",
     "HostError",
     "ImageNotFoundError",
     "NotResetWarning",

@@ -67,6 +67,7 @@ def warm_container(
     user: str | None = None,
     network_mode: str | None = None,
     labels: Mapping[str, str] | None = None,
+    create_options: Mapping[str, Any] | None = None,
     ready: Any = None,
     prepare: Callable[[ContainerHandle], object] | None = None,
     strategy: Strategy | None = None,
@@ -90,6 +91,10 @@ def warm_container(
 
     ``doc`` is the fixture's description in ``pytest --fixtures``; without it the
     description names the image, the ports and the first line of ``prepare``'s docstring.
+
+    ``create_options`` passes other container settings to the engine, e.g.
+    ``{"shm_size": "256m", "hostname": "db"}``; unknown keys, and keys pytest-criu owns or
+    that would break checkpoints, are refused with what to use instead.
     """
     spec = build_spec(
         image=image,
@@ -103,6 +108,7 @@ def warm_container(
         user=user,
         network_mode=network_mode,
         labels=labels,
+        create_options=create_options,
     )
     if prepare is not None and not callable(prepare):
         raise SpecError(

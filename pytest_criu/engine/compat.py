@@ -10,7 +10,9 @@ abstract part.
 from __future__ import annotations
 
 import abc
+import base64
 import contextlib
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +22,9 @@ import docker
 import docker.errors
 import requests
 
+from . import create_options as creating
 from .errors import EngineError, ImageNotFoundError
+from .ready import Health
 from .spec import ContainerSpec, Port
 
 Lap = Callable[[str], None]
@@ -148,13 +152,18 @@ class ContainerEngine(abc.ABC):
     def create(self, config: ContainerConfig) -> str:
         spec = config.spec
         ports: list[tuple[int, str]] = [(port.number, port.protocol) for port in spec.ports]
-        host_config = self.api.create_host_config(
-            port_bindings={f"{port}": (config.host_ip, None) for port in spec.ports} or None,
-            tmpfs=dict(config.tmpfs) or None,
-            binds=dict(_binds(spec.volumes)) or None,
-            network_mode=spec.network_mode,
-            init=False,
-        )
+        try:
+            host_config = self.api.create_host_config(
+                port_bindings={f"{port}": (config.host_ip, None) for port in spec.ports} or None,
+                tmpfs=dict(config.tmpfs) or None,
+                binds=dict(_binds(spec.volumes)) or None,
+                network_mode=spec.network_mode,
+                init=False,
+                **creating.host_options(spec.create_options),
+            )
+        except docker.errors.DockerException as error:
+            # e.g. an option this engine's API version does not know yet
+            raise EngineError(f"create_options: {self.title} refused them: {error}") from None
         try:
             created = self.api.create_container(
                 image=config.image,
@@ -169,6 +178,7 @@ class ContainerEngine(abc.ABC):
                 name=config.name,
                 tty=False,
                 stdin_open=False,
+                **creating.container_options(spec.create_options),
             )
         except docker.errors.APIError as error:
             raise EngineError(
@@ -213,6 +223,48 @@ class ContainerEngine(abc.ABC):
         text = output.decode("utf-8", "replace") if isinstance(output, bytes) else str(output)
         return int(code if code is not None else -1), text
 
+    def path_stat(self, container_id: str, path: str) -> dict[str, Any] | None:
+        """What the archive API says about ``path`` in the container; ``None`` if it is absent."""
+        try:
+            response = self.api.head(
+                self._url(f"/containers/{container_id}/archive"),
+                params={"path": path},
+                timeout=self.timeout,
+            )
+        except requests.exceptions.RequestException as error:
+            raise EngineError(
+                f"{self.title} did not answer when asked about {path}: {error}"
+            ) from None
+        with contextlib.closing(response):
+            if response.status_code == 404:
+                return None
+            if response.status_code >= 300:
+                raise EngineError(
+                    f"{self.title} could not look up {path} in the container: "
+                    f"{error_text(response)}"
+                )
+            header = response.headers.get("X-Docker-Container-Path-Stat", "")
+        try:
+            stat: dict[str, Any] = json.loads(base64.b64decode(header))
+        except ValueError:
+            stat = {}
+        return stat
+
+    def put_archive(self, container_id: str, directory: str, archive: bytes) -> None:
+        """Unpack a tar ``archive`` into ``directory`` of the container."""
+        try:
+            self._call(
+                f"copy files to {directory} in the container",
+                self.api.put_archive,
+                container_id,
+                directory,
+                archive,
+            )
+        except docker.errors.NotFound:
+            raise EngineError(
+                f"{self.title} could not copy files to {directory}: no such directory"
+            ) from None
+
     def logs(
         self, container_id: str, *, tail: int | Literal["all"] = "all", since: float | None = None
     ) -> str:
@@ -224,6 +276,22 @@ class ContainerEngine(abc.ABC):
         except docker.errors.APIError as error:
             raise EngineError(f"cannot read the container's logs: {error.explanation}") from None
         return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+
+    def health(self, container_id: str) -> Health | None:
+        """The container's health-check state, or ``None`` when it has no health check."""
+        info = self.inspect(container_id)
+        test = ((info.get("Config") or {}).get("Healthcheck") or {}).get("Test") or []
+        state = (info.get("State") or {}).get("Health")
+        if not test or list(test) == ["NONE"] or not state:
+            return None
+        runs = state.get("Log") or []
+        last = runs[-1] if runs else {}
+        code = last.get("ExitCode")
+        return Health(
+            status=str(state.get("Status") or "starting"),
+            output=str(last.get("Output") or ""),
+            exit_code=int(code) if code is not None else None,
+        )
 
     def published_ports(self, info: Mapping[str, Any]) -> dict[Port, int]:
         """Host ports of a container's published ports, from an inspect result."""

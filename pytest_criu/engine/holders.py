@@ -36,6 +36,10 @@ HolderSetting = Literal["auto", "on", "off"]
 HOLDER_SETTINGS: tuple[HolderSetting, ...] = ("auto", "on", "off")
 # Large enough to outlive any session; GNU coreutils' and busybox' sleep both take it.
 SLEEP_SECONDS = "2147483647"
+# create_options that belong to the network namespace's owner: Docker refuses them on a
+# container that joins another's namespace, and its /etc/hosts, resolv.conf and hostname
+# come from the holder.
+NETWORK_OPTIONS = ("dns", "dns_search", "extra_hosts", "hostname")
 HOLDER_START_TIMEOUT = 30.0
 
 
@@ -70,7 +74,10 @@ def describe(path: NetworkPath) -> str:
 
 
 def holder_spec(spec: ContainerSpec, image: str | None = None) -> ContainerSpec:
-    """The spec of a holder for ``spec``: its ports and network, running ``sleep``."""
+    """The spec of a holder for ``spec``: its ports and network, running ``sleep``.
+
+    Nothing else of ``spec`` (its environment may hold secrets) goes to the holder.
+    """
     return ContainerSpec(
         image=image or spec.image,
         entrypoint=("sleep",),
@@ -78,12 +85,18 @@ def holder_spec(spec: ContainerSpec, image: str | None = None) -> ContainerSpec:
         ports=spec.ports,
         network_mode=spec.network_mode,
         user="0",
+        create_options={
+            key: value for key, value in spec.create_options.items() if key in NETWORK_OPTIONS
+        },
     )
 
 
 def joined_spec(spec: ContainerSpec, holder_id: str) -> ContainerSpec:
     """``spec`` joined to the namespace of ``holder_id`` (whose ports are published)."""
-    return dataclasses.replace(spec, ports=(), network_mode=f"container:{holder_id}")
+    options = {k: v for k, v in spec.create_options.items() if k not in NETWORK_OPTIONS}
+    return dataclasses.replace(
+        spec, ports=(), network_mode=f"container:{holder_id}", create_options=options
+    )
 
 
 class HolderPool:

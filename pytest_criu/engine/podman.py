@@ -10,7 +10,11 @@ restored again after being killed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import resource
+import socket
+import struct
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -24,6 +28,7 @@ from . import labels as labelling
 from .compat import ContainerConfig, ContainerEngine, Lap, error_text
 from .errors import CheckpointError, EngineError, RestoreError
 from .netns import announce, interface_up
+from .ready import Health
 
 DEFAULT_URL = "unix:///run/podman/podman.sock"
 LIBPOD_VERSION = "v4.0.0"
@@ -60,6 +65,71 @@ class PodmanEngine(ContainerEngine):
     def remove(self, container_id: str) -> None:
         super().remove(container_id)
         self._imported_at.pop(container_id, None)
+
+    def create(self, config: ContainerConfig) -> str:
+        """As Docker's, with the limits Podman would otherwise raise beyond the host's.
+
+        Given any ``ulimits``, Podman drops its configured ``default_ulimits`` and sets the
+        missing nofile and nproc to 1048576, which a host whose root lacks CAP_SYS_RESOURCE
+        refuses; the missing ones get the Podman service's own limits instead.
+        """
+        limits = config.spec.create_options.get("ulimits")
+        if limits:
+            named = {str(limit["name"]) for limit in limits}
+            missing = [
+                {"name": name, "soft": soft, "hard": hard}
+                for name, which in (
+                    ("nofile", resource.RLIMIT_NOFILE),
+                    ("nproc", resource.RLIMIT_NPROC),
+                )
+                if name not in named
+                for soft, hard in [self._service_limit(which)]
+            ]
+            if missing:
+                options = {**config.spec.create_options, "ulimits": [*limits, *missing]}
+                spec = dataclasses.replace(config.spec, create_options=options)
+                config = dataclasses.replace(config, spec=spec)
+        return super().create(config)
+
+    def _service_limit(self, which: int) -> tuple[int, int]:
+        """A resource limit of the process serving the socket (else of this process)."""
+        path = (self.base_url or "").removeprefix("unix://")
+        with contextlib.suppress(OSError):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+                connection.connect(path)
+                credentials = connection.getsockopt(
+                    socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")
+                )
+            pid = struct.unpack("3i", credentials)[0]
+            return resource.prlimit(pid, which)
+        return resource.getrlimit(which)
+
+    def _inspect_image(self, reference: str) -> dict[str, Any]:
+        """As Docker's, with the image's HEALTHCHECK, which Podman 4.3's answer leaves out."""
+        image = super()._inspect_image(reference)
+        config = image.setdefault("Config", {}) or {}
+        if not config.get("Healthcheck"):
+            with contextlib.suppress(requests.exceptions.RequestException, ValueError):
+                response = self.api.get(
+                    self._libpod(f"/images/{image['Id']}/json"), timeout=self.timeout
+                )
+                with contextlib.closing(response):
+                    if response.status_code < 300 and response.json().get("Healthcheck"):
+                        config["Healthcheck"] = response.json()["Healthcheck"]
+                        image["Config"] = config
+        return image
+
+    def health(self, container_id: str) -> Health | None:
+        """As Docker's, after running the health check once.
+
+        Podman schedules health checks with systemd timers; without systemd (containers,
+        many CI runners) they never run by themselves, so each look runs one.
+        """
+        with contextlib.suppress(requests.exceptions.RequestException):
+            self.api.get(
+                self._libpod(f"/containers/{container_id}/healthcheck"), timeout=self.timeout
+            ).close()
+        return super().health(container_id)
 
     @classmethod
     def default_url(cls) -> str:

@@ -11,13 +11,26 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from .errors import ReadinessTimeoutError, SpecError
-from .spec import Port, PortLike
+from .spec import ContainerSpec, Port, PortLike
 
 LOG_TAIL_LINES = 30
+
+
+@dataclass(frozen=True)
+class Health:
+    """The engine's view of a container's ``HEALTHCHECK``."""
+
+    status: str
+    """``starting``, ``healthy`` or ``unhealthy``."""
+    output: str = ""
+    """What the last health check printed."""
+    exit_code: int | None = None
+    """The last health check's exit status (``None`` before the first one)."""
 
 
 class Target(Protocol):
@@ -34,6 +47,8 @@ class Target(Protocol):
 
     def container_address(self) -> str | None: ...
 
+    def health(self) -> Health | None: ...
+
 
 class ReadyCheck:
     """Base class of readiness checks; subclasses implement :meth:`probe`."""
@@ -49,6 +64,10 @@ class ReadyCheck:
     def probe(self, target: Target) -> bool:
         """Make one attempt; ``True`` when the container is ready by this check."""
         raise NotImplementedError
+
+    def unusable_with(self, image_config: Mapping[str, Any], spec: ContainerSpec) -> str | None:
+        """Why this check cannot pass for containers of this image and spec, if it cannot."""
+        return None
 
     def __repr__(self) -> str:
         return f"<ready {self.description}>"
@@ -78,7 +97,7 @@ class _Tcp(ReadyCheck):
 
 
 class _Log(ReadyCheck):
-    def __init__(self, pattern: str | re.Pattern[str], timeout: float | None) -> None:
+    def __init__(self, pattern: str | re.Pattern[str], times: int, timeout: float | None) -> None:
         if isinstance(pattern, str):
             try:
                 pattern = re.compile(pattern, re.MULTILINE)
@@ -86,12 +105,56 @@ class _Log(ReadyCheck):
                 raise SpecError(f"ready.log: {pattern!r} is not a valid regex: {error}") from None
         if not isinstance(pattern, re.Pattern):
             raise SpecError(f"ready.log: expected a regex string, got {pattern!r}")
+        if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+            raise SpecError(
+                f"ready.log: times must be a whole number >= 1 (how many matches to wait "
+                f"for), got {times!r}"
+            )
         self.pattern = pattern
-        self.description = f"ready.log({pattern.pattern!r})"
+        self.times = times
+        counted = f", times={times}" if times != 1 else ""
+        self.description = f"ready.log({pattern.pattern!r}{counted})"
         super().__init__(timeout)
 
     def probe(self, target: Target) -> bool:
-        return self.pattern.search(target.logs()) is not None
+        if self.times == 1:
+            return self.pattern.search(target.logs()) is not None
+        matches = sum(1 for _ in self.pattern.finditer(target.logs()))
+        if matches < self.times:
+            self.last_error = f"matched {matches} of {self.times} times"
+        return matches >= self.times
+
+
+class _Healthy(ReadyCheck):
+    description = "ready.healthy()"
+
+    def probe(self, target: Target) -> bool:
+        health = target.health()
+        if health is None:
+            self.last_error = "the engine reports no health check for the container"
+            return False
+        if health.status != "healthy":
+            ran = (
+                "no health check has run yet"
+                if health.exit_code is None
+                else f"the last one exited {health.exit_code}"
+                + (f": {health.output.strip()[-200:]}" if health.output.strip() else "")
+            )
+            self.last_error = f"health {health.status}; {ran}"
+        return health.status == "healthy"
+
+    def unusable_with(self, image_config: Mapping[str, Any], spec: ContainerSpec) -> str | None:
+        declared = spec.create_options.get("healthcheck") or image_config.get("Healthcheck")
+        test = (declared or {}).get("test") or (declared or {}).get("Test")
+        if test and list(test) != ["NONE"]:
+            return None
+        return (
+            f"ready.healthy() needs a health check, and image {spec.image} "
+            + ("disables it (HEALTHCHECK NONE)" if test else "has no HEALTHCHECK")
+            + ": add one to the image (Podman: build it with --format docker, OCI images drop "
+            "HEALTHCHECK), declare one with create_options={'healthcheck': {'test': [...]}}, "
+            "or use another check such as ready.cmd([...])"
+        )
 
 
 class _Cmd(ReadyCheck):
@@ -153,9 +216,24 @@ def tcp(port: PortLike, *, timeout: float | None = None) -> ReadyCheck:
     return _Tcp(port, timeout)
 
 
-def log(pattern: str | re.Pattern[str], *, timeout: float | None = None) -> ReadyCheck:
-    """Ready when the container's log matches ``pattern`` (a regex, multiline)."""
-    return _Log(pattern, timeout)
+def log(
+    pattern: str | re.Pattern[str], *, times: int = 1, timeout: float | None = None
+) -> ReadyCheck:
+    """Ready when the container's log matches ``pattern`` (a regex, multiline) ``times`` times.
+
+    ``times=2`` suits services that log their ready line twice, like Postgres's image
+    (once for its initialisation server, once for the real one).
+    """
+    return _Log(pattern, times, timeout)
+
+
+def healthy(*, timeout: float | None = None) -> ReadyCheck:
+    """Ready when the engine reports the container's ``HEALTHCHECK`` as healthy.
+
+    The check comes from the image or from ``create_options={"healthcheck": ...}``; a
+    container without one is an error at set-up.
+    """
+    return _Healthy(timeout)
 
 
 def cmd(argv: Sequence[str], *, timeout: float | None = None) -> ReadyCheck:
@@ -196,7 +274,7 @@ def normalize(ready: object) -> tuple[ReadyCheck, ...]:
         else:
             raise SpecError(
                 f"ready: {item!r} is not a readiness check; use ready.tcp(port), "
-                "ready.log(regex), ready.cmd(argv), ready.http(port, path), "
+                "ready.log(regex), ready.cmd(argv), ready.http(port, path), ready.healthy(), "
                 "a callable(handle) -> bool, or a list of these"
             )
     return tuple(checks)

@@ -14,6 +14,7 @@ Three ways to reset:
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from . import archive
 from . import labels as labelling
 from .compat import ContainerConfig, ContainerEngine
 from .errors import (
@@ -33,7 +35,7 @@ from .errors import (
     SpecError,
 )
 from .holders import HolderPool, HolderSetting, NetworkPath, holder_spec, joined_spec, network_path
-from .ready import ReadyCheck, wait_until_ready
+from .ready import Health, ReadyCheck, wait_until_ready
 from .spec import ContainerSpec, Port, PortLike, Strategy
 from .store import Snapshot, file_sizes
 from .tracker import ContainerTracker
@@ -143,6 +145,31 @@ class ContainerHandle:
         """The current container's output (stdout and stderr), or its last ``tail`` lines."""
         return self._controller.engine.logs(self.id, tail="all" if tail is None else tail)
 
+    def copy_into(self, source: str | os.PathLike[str], destination: str) -> str:
+        """Copy a host file or directory into the current container; return the path made.
+
+        As ``cp -r``: into ``destination`` if it is an existing directory, else to that path
+        (its directory must exist). Copies belong to root and keep their modes. Made in
+        ``prepare``, they are part of the snapshot; tmpfs mounts are refused (Docker's
+        archive API cannot reach them).
+        """
+        return archive.copy_into(
+            self._controller.engine,
+            self.id,
+            source,
+            destination,
+            tmpfs=self._controller.tmpfs,
+            what=f"{self.name}: copy_into",
+        )
+
+    def health(self) -> Health | None:
+        """The engine's health-check state of the current container (``None``: it has none).
+
+        Meaningful before the checkpoint; after a restore Docker reports ``starting`` until
+        its next check and Podman the state saved in the checkpoint.
+        """
+        return self._controller.engine.health(self.id)
+
     def on_restore(self, callback: Callable[[ContainerHandle], object]) -> None:
         """Call ``callback(handle)`` after every reset, e.g. to reconnect a client."""
         self._listeners.append(callback)
@@ -220,6 +247,10 @@ class WarmContainer:
         """Make sure the base image is here; cover its declared volumes; return its id."""
         if not self._base_image:
             image = self.engine.ensure_image(self.spec.image, pull=self.options.pull)
+            for check in self.ready:
+                problem = check.unusable_with(image.get("Config") or {}, self.spec)
+                if problem is not None:
+                    raise SpecError(f"{self.name}: {problem}")
             self._base_image = str(image["Id"])
             self._cover_declared_volumes(image)
         return self._base_image

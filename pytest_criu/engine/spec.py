@@ -7,8 +7,9 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Any, Literal, Union
 
+from . import create_options as creating
 from .errors import SpecError
 
 Strategy = Literal["fresh", "inplace"]
@@ -71,6 +72,8 @@ class ContainerSpec:
     user: str | None = None
     network_mode: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
+    create_options: Mapping[str, Any] = field(default_factory=dict)
+    """Other create settings (``create_options=``), validated by :mod:`.create_options`."""
 
     def environment_list(self) -> list[str]:
         return [f"{key}={value}" for key, value in self.environment.items()]
@@ -96,6 +99,7 @@ class ContainerSpec:
             "user": self.user,
             "network_mode": self.network_mode,
             "labels": sorted(self.labels.items()),
+            "create_options": dict(self.create_options),
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -113,6 +117,7 @@ def build_spec(
     user: object = None,
     network_mode: object = None,
     labels: object = None,
+    create_options: object = None,
 ) -> ContainerSpec:
     """Validate user input and build a :class:`ContainerSpec`; raise :class:`SpecError`."""
     if not isinstance(image, str) or not image.strip():
@@ -131,6 +136,7 @@ def build_spec(
         user=_optional_str(user, "user"),
         network_mode=_optional_str(network_mode, "network_mode"),
         labels=_str_mapping(labels, "labels"),
+        create_options=creating.validate(create_options),
     )
 
 

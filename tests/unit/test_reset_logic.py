@@ -10,7 +10,7 @@ import pytest
 
 from pytest_criu.engine.compat import ContainerConfig
 from pytest_criu.engine.errors import DamagedCheckpointError, EngineError, RestoreError, SpecError
-from pytest_criu.engine.holders import network_path
+from pytest_criu.engine.holders import holder_spec, joined_spec, network_path
 from pytest_criu.engine.labels import ROLE, Owner
 from pytest_criu.engine.snapshot import Options, WarmContainer
 from pytest_criu.engine.spec import Port, build_spec
@@ -367,3 +367,17 @@ def test_network_path(engine: str, network: str | None, setting: Any, path: str)
 def test_holders_on_podman_are_refused_with_the_choices() -> None:
     with pytest.raises(SpecError, match="network holders are for Docker; podman restores"):
         network_path("podman", None, "on")
+
+
+def test_network_settings_go_to_the_holder_the_rest_to_the_container() -> None:
+    spec = build_spec(
+        image="tiny",
+        ports=[80],
+        create_options={"hostname": "db", "extra_hosts": {"api": "10.0.0.9"}, "shm_size": "64m"},
+    )
+    holder = holder_spec(spec)
+    joined = joined_spec(spec, "h1")
+    assert set(holder.create_options) == {"hostname", "extra_hosts"}
+    assert dict(joined.create_options) == {"shm_size": "64m"}
+    assert joined.network_mode == "container:h1"
+    assert joined.ports == ()

@@ -1,0 +1,1 @@
+"""Pictures for the README, drawn by scripts kept here."""
