@@ -88,11 +88,11 @@ def ensure_configuration(plan: Plan, settings: PodmanSettings) -> bool:
     return conf.apply(plan, conf.EXIT_DELAY_DROPIN, dropin, "exit_command_delay = 5") or changed
 
 
-def serves(pid: int, settings: PodmanSettings) -> bool:
+def serves(pid: int, settings: PodmanSettings, proc: Path = procs.PROC) -> bool:
     """Whether ``pid`` runs ``podman system service`` on our socket (no URL: the default one)."""
-    if procs.comm(pid) != "podman":
+    if procs.comm(pid, proc) != "podman":
         return False
-    args = procs.cmdline(pid)[1:]
+    args = procs.cmdline(pid, proc)[1:]
     if "system" not in args or "service" not in args[args.index("system") :]:
         return False
     urls = [arg for arg in args if arg.startswith("unix:")]

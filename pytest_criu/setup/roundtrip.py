@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
-from ..engine.compat import ContainerConfig, ContainerEngine
+from ..engine.compat import ContainerConfig, Lap
 from ..engine.errors import EngineError
 from ..engine.spec import ContainerSpec
 from .procs import wait_until
@@ -28,6 +30,33 @@ SCRIPT = (
 )
 LABELS = {"pytest-criu.setup": "roundtrip"}
 CHECKPOINT = "setup-roundtrip"
+
+
+class Engine(Protocol):
+    """The part of :class:`~pytest_criu.engine.compat.ContainerEngine` a round trip uses."""
+
+    @property
+    def title(self) -> str: ...
+
+    def containers(self, label: str) -> list[dict[str, Any]]: ...
+    def create(self, config: ContainerConfig) -> str: ...
+    def start(self, container_id: str) -> None: ...
+    def inspect(self, container_id: str) -> dict[str, Any]: ...
+    def remove(self, container_id: str) -> None: ...
+    def logs(self, container_id: str, *, tail: int | Literal["all"] = "all") -> str: ...
+    def exec(self, container_id: str, argv: Sequence[str]) -> tuple[int, str]: ...
+    def checkpoint(self, container_id: str, name: str) -> None: ...
+    def checkpoint_dir(self, container_id: str, name: str) -> Path: ...
+    def restore_new(
+        self,
+        config: ContainerConfig,
+        checkpoint: Path,
+        name: str,
+        *,
+        owner: str,
+        created: Callable[[str], None],
+        lap: Lap,
+    ) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -66,7 +95,7 @@ def restored_in_memory(before: tuple[str, int], after: list[tuple[str, int]]) ->
     return bool(after) and after[-1][1] > count
 
 
-def round_trip(engine: ContainerEngine, image: str, say: Callable[[str], None]) -> Result:
+def round_trip(engine: Engine, image: str, say: Callable[[str], None]) -> Result:
     """Run the round trip on ``engine``; every container it makes is removed again."""
     name = f"pytest-criu-setup-roundtrip-{os.getpid()}"
     spec = ContainerSpec(image=image, command=("sh", "-c", SCRIPT))
@@ -123,12 +152,12 @@ def round_trip(engine: ContainerEngine, image: str, say: Callable[[str], None]) 
                 say(f"round trip: could not remove container {container[:12]}: {error}")
 
 
-def _last(engine: ContainerEngine, container: str) -> tuple[str, int]:
+def _last(engine: Engine, container: str) -> tuple[str, int]:
     lines = counters(engine.logs(container, tail=20))
     return lines[-1] if lines else ("", 0)
 
 
-def _check_http(engine: ContainerEngine, container: str, when: str) -> None:
+def _check_http(engine: Engine, container: str, when: str) -> None:
     # A file of the image: a restored container's own file changes are not in a checkpoint.
     code, output = engine.exec(container, ["wget", "-q", "-O", "-", "http://127.0.0.1:8080/passwd"])
     if code != 0 or not output.startswith("root:"):
