@@ -114,7 +114,7 @@ def restartable_daemon() -> Iterator[EngineDaemon]:
     if install is None:
         pytest.fail(f"{why}; run: sudo bash scripts/setup-engines")
     criu = shutil.which("criu")
-    assert criu is not None, "no criu on PATH; run scripts/setup-host"
+    assert criu is not None, "no criu on PATH; run: sudo .venv/bin/pytest-criu setup"
     with running_daemon(install, criu_dir=os.path.dirname(criu)) as daemon:
         yield daemon
 
