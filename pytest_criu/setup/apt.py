@@ -22,6 +22,8 @@ class Archive:
     uri: str
     suite: str
     component: str
+    entry: str = ""
+    """The sources entry it comes from (``file:paragraph``): entries group suites."""
 
 
 def parse_indextargets(text: str) -> list[Archive]:
@@ -39,6 +41,7 @@ def parse_indextargets(text: str) -> list[Archive]:
             fields.get("repo-uri", "").rstrip("/"),
             fields.get("release", ""),
             fields.get("component", ""),
+            fields.get("sourcesentry", ""),
         )
         if archive.uri and archive not in found:
             found.append(archive)
@@ -140,3 +143,61 @@ class Apt:
         if not done.ok:
             raise SetupError(f"cannot list this host's apt sources: {done.why()}")
         return parse_indextargets(done.stdout)
+
+
+class PrivateApt:
+    """apt with a state of its own for one Debian suite: the host's lists, sources and
+    status stay untouched (for packages unpacked into a private prefix, never installed)."""
+
+    def __init__(self, run: Runner, work: Path, uri: str, suite: str, keyring: Path) -> None:
+        self._run = run
+        self.work = work
+        self.suite = suite
+        for sub in ("lists/partial", "cache/archives/partial"):
+            (work / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        sources = work / "private.sources"
+        sources.write_text(
+            f"Types: deb\nURIs: {uri}\nSuites: {suite}\nComponents: main\nSigned-By: {keyring}\n"
+        )
+        self.options = [
+            f"-oDir::Etc::SourceList={sources}",
+            "-oDir::Etc::SourceParts=-",
+            f"-oDir::State::Lists={work / 'lists'}",
+            "-oDir::State::status=/dev/null",
+            f"-oDir::Cache={work / 'cache'}",
+            "-oDir::Cache::pkgcache=",
+            "-oDir::Cache::srcpkgcache=",
+            "-oAcquire::Languages=none",
+            "-oAPT::Sandbox::User=root",
+        ]
+
+    def _must(self, argv: list[str], what: str, timeout: float, cwd: Path | None = None) -> str:
+        done = self._run(argv, timeout=timeout, cwd=cwd)
+        if not done.ok:
+            raise SetupError(f"{what} from Debian {self.suite} failed: {done.why()}")
+        return done.stdout
+
+    def update(self) -> None:
+        self._must(["apt-get", *self.options, "update", "-qq"], "apt-get update", 600)
+
+    def candidate(self, package: str) -> str | None:
+        text = self._must(["apt-cache", *self.options, "policy", package], "apt-cache policy", 60)
+        for line in text.splitlines():
+            key, _, value = line.strip().partition(":")
+            if key == "Candidate":
+                return None if value.strip() in ("", "(none)") else value.strip()
+        return None
+
+    def depends(self, *packages: str) -> list[str]:
+        """``packages`` and the closure of their Depends and Pre-Depends."""
+        skip = ["--no-recommends", "--no-suggests", "--no-conflicts", "--no-breaks"]
+        skip += ["--no-replaces", "--no-enhances"]
+        argv = ["apt-cache", *self.options, "depends", "--recurse", *skip, *packages]
+        text = self._must(argv, "apt-cache depends", 120)
+        return sorted({ln.strip() for ln in text.splitlines() if ln and ln[0] not in " <"})
+
+    def download(self, packages: Sequence[str], into: Path) -> list[Path]:
+        into.mkdir(parents=True, exist_ok=True)
+        argv = ["apt-get", *self.options, "download", "-qq", *packages]
+        self._must(argv, "apt-get download", 1200, cwd=into)
+        return sorted(into.glob("*.deb"))

@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .apt import Apt, debian_archive, os_release
+from .apt import Apt, PrivateApt, debian_archive, os_release
 from .plan import Plan
 from .system import Completed, Runner, SetupError, write_atomically
 
@@ -153,55 +153,16 @@ def install_from_debian(run: Runner, apt: Apt, settings: CriuSettings) -> None:
     signed_by = keyring(apt)
     work = settings.work
     shutil.rmtree(work, ignore_errors=True)
-    for sub in ("lists/partial", "cache/archives/partial", "debs"):
-        (work / sub).mkdir(parents=True, mode=0o700)
-    sources = work / "criu.sources"
-    sources.write_text(
-        f"Types: deb\nURIs: {uri}\nSuites: {settings.suite}\nComponents: main\n"
-        f"Signed-By: {signed_by}\n"
-    )
-    # A private apt state: the host's own lists, sources and status stay untouched.
-    options = [
-        f"-oDir::Etc::SourceList={sources}",
-        "-oDir::Etc::SourceParts=-",
-        f"-oDir::State::Lists={work / 'lists'}",
-        "-oDir::State::status=/dev/null",
-        f"-oDir::Cache={work / 'cache'}",
-        "-oDir::Cache::pkgcache=",
-        "-oDir::Cache::srcpkgcache=",
-        "-oAcquire::Languages=none",
-        "-oAPT::Sandbox::User=root",
-    ]
-    _must(run(["apt-get", *options, "update", "-qq"], timeout=600), f"Debian {settings.suite}")
-    done = run(
-        [
-            "apt-cache",
-            *options,
-            "depends",
-            "--recurse",
-            "--no-recommends",
-            "--no-suggests",
-            "--no-conflicts",
-            "--no-breaks",
-            "--no-replaces",
-            "--no-enhances",
-            "criu",
-            "libcompel1",
-        ],
-        timeout=120,
-    )
-    _must(done, "criu's dependencies")
-    packages = closure(done.stdout)
+    private = PrivateApt(run, work, uri, settings.suite, signed_by)
+    private.update()
+    # criu, libcompel1 and their libraries, down to libc6 with its ld.so.
+    packages = private.depends("criu", "libcompel1")
     if "criu" not in packages or "libc6" not in packages:
         raise SetupError(f"unexpected dependency set for criu: {' '.join(packages)}")
-    _must(
-        run(["apt-get", *options, "download", "-qq", *packages], timeout=1200, cwd=work / "debs"),
-        "the criu packages",
-    )
+    debs = private.download(packages, work / "debs")
     stage = settings.prefix.with_name(settings.prefix.name + ".new")
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
-    debs = sorted((work / "debs").glob("*.deb"))
     for deb in debs:
         _must(run(["dpkg-deb", "-x", str(deb), str(stage)], timeout=120), deb.name)
     libdir = stage / "usr/lib" / triplet
@@ -222,12 +183,6 @@ def install_from_debian(run: Runner, apt: Apt, settings: CriuSettings) -> None:
     (settings.prefix / ".pytest-criu-packages").write_text("".join(f"{d.name}\n" for d in debs))
     shutil.rmtree(work, ignore_errors=True)
     write_atomically(WRAPPER, wrapper_script(settings, triplet, ldso_name), mode=0o755)
-
-
-def closure(depends_output: str) -> list[str]:
-    """Package names in ``apt-cache depends --recurse`` output (the unindented lines)."""
-    names = {ln.strip() for ln in depends_output.splitlines() if ln and ln[0] not in " <"}
-    return sorted(names)
 
 
 def wrapper_script(settings: CriuSettings, triplet: str, ldso_name: str) -> str:

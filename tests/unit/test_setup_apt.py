@@ -17,6 +17,7 @@ Identifier: Packages
 Release: bookworm
 Component: main
 Repo-URI: http://deb.debian.org/debian/
+Sourcesentry: /e/debian.sources:1
 Target-Of: deb
 
 MetaKey: main/binary-all/Packages
@@ -24,6 +25,7 @@ Identifier: Packages
 Release: bookworm
 Component: main
 Repo-URI: http://deb.debian.org/debian/
+Sourcesentry: /e/debian.sources:1
 Target-Of: deb
 
 MetaKey: main/i18n/Translation-en
@@ -31,6 +33,7 @@ Identifier: Translations
 Release: bookworm
 Component: main
 Repo-URI: http://deb.debian.org/debian/
+Sourcesentry: /e/debian.sources:1
 Target-Of: deb
 
 MetaKey: main/binary-amd64/Packages
@@ -38,6 +41,7 @@ Identifier: Packages
 Release: bookworm-security
 Component: main
 Repo-URI: http://deb.debian.org/debian-security/
+Sourcesentry: /e/debian.sources:2
 Target-Of: deb
 
 MetaKey: main/source/Sources
@@ -53,8 +57,13 @@ UBUNTU = {"ID": "ubuntu", "ID_LIKE": "debian", "VERSION_CODENAME": "noble"}
 
 def test_indextargets_yield_each_binary_archive_once() -> None:
     assert parse_indextargets(INDEXTARGETS) == [
-        Archive("http://deb.debian.org/debian", "bookworm", "main"),
-        Archive("http://deb.debian.org/debian-security", "bookworm-security", "main"),
+        Archive("http://deb.debian.org/debian", "bookworm", "main", "/e/debian.sources:1"),
+        Archive(
+            "http://deb.debian.org/debian-security",
+            "bookworm-security",
+            "main",
+            "/e/debian.sources:2",
+        ),
     ]
 
 

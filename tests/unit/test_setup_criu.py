@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pytest_criu.setup import criu as criu_module
-from pytest_criu.setup.apt import Apt
-from pytest_criu.setup.criu import CriuSettings, archive_uri, closure, rejection, wrapper_script
+from pytest_criu.setup.apt import Apt, PrivateApt
+from pytest_criu.setup.criu import CriuSettings, archive_uri, rejection, wrapper_script
 from pytest_criu.setup.system import SetupError
 from tests.unit.setup_fakes import FakeRunner, compare_versions, fails, ok, plan
 
@@ -50,9 +50,16 @@ def test_why_a_criu_does_not_qualify(version: str, check: str | None, reason: st
     assert "Warn" not in found
 
 
-def test_the_dependency_closure_is_the_unindented_names() -> None:
+def test_a_private_apt_state_leaves_the_hosts_alone(tmp_path: Path) -> None:
     text = "criu\n  Depends: libc6\n  Depends: <python3:any>\nlibc6\n<virtual>\nlibnl-3-200\n"
-    assert closure(text) == ["criu", "libc6", "libnl-3-200"]
+    run = FakeRunner({("apt-cache",): ok(text)})
+    private = PrivateApt(run, tmp_path, "http://m/debian", "sid", Path("/k.gpg"))
+    assert private.depends("criu") == ["criu", "libc6", "libnl-3-200"]
+    assert f"-oDir::State::Lists={tmp_path / 'lists'}" in run.calls[0]
+    assert "-oDir::State::status=/dev/null" in run.calls[0]
+    assert (tmp_path / "private.sources").read_text() == (
+        "Types: deb\nURIs: http://m/debian\nSuites: sid\nComponents: main\nSigned-By: /k.gpg\n"
+    )
 
 
 def test_the_wrapper_runs_criu_with_the_private_ld_so() -> None:
