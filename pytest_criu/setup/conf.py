@@ -111,7 +111,7 @@ def merge_containers_conf(
     if rest and not rest[-1].endswith("\n"):
         rest[-1] += "\n"
     start, end = _containers_table(rest)
-    by_hand = _by_hand_ulimits("".join(rest), rest, start, end, path)
+    by_hand = _by_hand_ulimits("".join(rest), path)
     if by_hand is not None:
         _check_fits(by_hand, hard, path)
         new = "".join(rest)
@@ -141,11 +141,11 @@ def _containers_table(lines: list[str]) -> tuple[int | None, int]:
     return start, end
 
 
-def _parse(text: str, path: Path) -> dict[str, Any] | None:
+def _parse(text: str, path: Path) -> dict[str, Any]:
     try:
         tomllib = importlib.import_module("tomllib")
-    except ImportError:  # Python 3.10: no validation
-        return None
+    except ImportError:  # Python 3.10: the same parser, as tomli
+        tomllib = importlib.import_module("tomli")
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -153,25 +153,13 @@ def _parse(text: str, path: Path) -> dict[str, Any] | None:
     return data
 
 
-def _by_hand_ulimits(
-    text: str, lines: list[str], start: int | None, end: int, path: Path
-) -> list[str] | None:
-    data = _parse(text, path)
-    if data is not None:
-        table = data.get("containers")
-        value = table.get("default_ulimits") if isinstance(table, dict) else None
-        return (
-            None
-            if value is None
-            else [str(v) for v in value]
-            if isinstance(value, list)
-            else [str(value)]
-        )
-    if start is not None:
-        for line in lines[start + 1 : end]:
-            if re.match(r"^\s*default_ulimits\s*=", line):
-                return re.findall(r'"([^"]*)"', line) or ["?"]
-    return None
+def _by_hand_ulimits(text: str, path: Path) -> list[str] | None:
+    """The ``default_ulimits`` of ``[containers]`` outside our block (None: not set)."""
+    table = _parse(text, path).get("containers")
+    value = table.get("default_ulimits") if isinstance(table, dict) else None
+    if value is None:
+        return None
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
 def _check_fits(entries: list[str], hard: Mapping[str, int | None], path: Path) -> None:

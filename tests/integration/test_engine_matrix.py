@@ -1,6 +1,6 @@
 """The plugin against several engines: Docker 20.10 (the main daemon), 26.1, 28.x; Podman 4.3.
 
-Docker 26.1 (Debian trixie) and 28.x (Debian sid) come from ``scripts/setup-engines`` and run
+Docker 26.1 (Debian trixie) and 28.x (Debian sid) come from ``tests/tooling/engines.py`` and run
 here as second daemons beside the main one (``tests/engines.py``), with bookworm's runc 1.1.5
 and the host's CRIU. The same small suite (a warm container with a listening socket, tmpfs and
 seeded files; four marked tests that each check pristine state) runs against each engine and
@@ -16,7 +16,7 @@ network mode, and the outcome is asserted exactly, failures included:
   network modes, recognised from the socket alone (``--criu-engine=auto``).
 
 Without the engines installed these tests skip (and fail under CI, where
-``scripts/setup-engines`` must have run).
+``python -m tests.tooling.engines`` must have run).
 """
 
 from __future__ import annotations
