@@ -213,7 +213,7 @@ def _start(run: Runner, plan: Plan, criu: str, settings: DockerdSettings) -> Non
     while time.monotonic() < deadline:
         if info() is not None:
             return
-        if pid is not None and procs.comm(pid) != "dockerd":
+        if pid is not None and not procs.starting_or_running(pid, "dockerd"):
             raise SetupError(
                 f"dockerd exited during start-up; last lines of {LOG}:\n"
                 f"{procs.log_tail(LOG, MARKER)}"

@@ -214,7 +214,7 @@ def start(plan: Plan, settings: PodmanSettings) -> None:
     while time.monotonic() < deadline:
         if answers(settings):
             return
-        if procs.comm(pid) != "podman":
+        if not procs.starting_or_running(pid, "podman"):
             raise SetupError(
                 f"the Podman service exited during start-up; last lines of {LOG}:\n"
                 f"{procs.log_tail(LOG, MARKER)}"

@@ -28,6 +28,15 @@ def comm(pid: int, proc: Path = PROC) -> str | None:
     return name
 
 
+#: What a process started by :func:`spawn_detached` is called before it execs the daemon.
+LAUNCHERS = ("sh", "env", "nohup")
+
+
+def starting_or_running(pid: int, name: str) -> bool:
+    """Whether ``pid`` is the daemon ``name``, or still its launcher about to exec it."""
+    return comm(pid) in (name, *LAUNCHERS)
+
+
 def read_pidfile(path: Path) -> int | None:
     try:
         digits = "".join(ch for ch in path.read_text() if ch.isdigit())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -83,3 +84,25 @@ def test_log_tail_starts_at_the_last_marker(tmp_path: Path) -> None:
 def test_wait_until_gives_up_after_its_timeout() -> None:
     assert not procs.wait_until(lambda: False, 0.05, step=0.01)
     assert procs.wait_until(lambda: True, 0)
+
+
+def test_a_detached_daemon_reports_its_pid_and_stops_on_sigterm(tmp_path: Path) -> None:
+    pidfile, log = tmp_path / "run" / "sleep.pid", tmp_path / "log" / "sleep.log"
+    pid = procs.spawn_detached(["sleep", "30"], {"PATH": "/usr/bin:/bin"}, log, pidfile)
+    try:
+        assert procs.read_pidfile(pidfile) == pid
+        assert procs.wait_until(lambda: procs.comm(pid) == "sleep", 5, step=0.02)
+        assert os.getsid(pid) == pid  # its own session: it outlives this process
+    finally:
+        said: list[str] = []
+        procs.stop(pid, "sleep", grace=5, say=said.append)
+    assert procs.comm(pid) is None
+    assert said == []
+    assert log.exists()
+
+
+def test_a_launcher_about_to_exec_the_daemon_is_not_taken_for_a_dead_one() -> None:
+    assert procs.starting_or_running(os.getpid(), procs.comm(os.getpid()) or "?")
+    assert not procs.starting_or_running(os.getpid(), "dockerd") or procs.comm(os.getpid()) in (
+        procs.LAUNCHERS
+    )
