@@ -32,9 +32,9 @@ def comm(pid: int, proc: Path = PROC) -> str | None:
 LAUNCHERS = ("sh", "env", "nohup")
 
 
-def starting_or_running(pid: int, name: str) -> bool:
+def starting_or_running(pid: int, name: str, proc: Path = PROC) -> bool:
     """Whether ``pid`` is the daemon ``name``, or still its launcher about to exec it."""
-    return comm(pid) in (name, *LAUNCHERS)
+    return comm(pid, proc) in (name, *LAUNCHERS)
 
 
 def read_pidfile(path: Path) -> int | None:

@@ -101,8 +101,9 @@ def test_a_detached_daemon_reports_its_pid_and_stops_on_sigterm(tmp_path: Path) 
     assert log.exists()
 
 
-def test_a_launcher_about_to_exec_the_daemon_is_not_taken_for_a_dead_one() -> None:
-    assert procs.starting_or_running(os.getpid(), procs.comm(os.getpid()) or "?")
-    assert not procs.starting_or_running(os.getpid(), "dockerd") or procs.comm(os.getpid()) in (
-        procs.LAUNCHERS
-    )
+def test_a_launcher_about_to_exec_the_daemon_is_not_taken_for_a_dead_one(tmp_path: Path) -> None:
+    for pid, name in ((10, "nohup"), (11, "podman"), (12, "sleep")):
+        fake_process(tmp_path, pid, name)
+    fake_process(tmp_path, 13, "podman", state="Z")
+    alive = [procs.starting_or_running(pid, "podman", tmp_path) for pid in (10, 11, 12, 13, 14)]
+    assert alive == [True, True, False, False, False]
