@@ -151,6 +151,11 @@ def ensure_service(
                 f"a service answers on {settings.socket} but no podman process here serves it; "
                 "not checking its PATH (the round trip still tests CRIU)"
             )
+            if conf_changed:
+                plan.say(
+                    "WARNING: restart that service yourself: it has not read the new "
+                    f"{settings.containers_conf} or {conf.EXIT_DELAY_DROPIN}"
+                )
             check_socket(settings.socket)
             return
         why = "was started before its configuration changed" if conf_changed else None
