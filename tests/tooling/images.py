@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from typing import IO, NamedTuple
 
 from pytest_criu.setup import apt, plan, system
@@ -310,11 +311,13 @@ class Source(NamedTuple):
     signed_by: str
 
 
-def host_sources(codename: str) -> list[Source]:
+def host_sources(codename: str, archives: Sequence[apt.Archive] | None = None) -> list[Source]:
     """The host's own apt entries for its release (suite, -updates, -security), one per
     sources entry, from `apt-get indextargets` (apt parses its sources, not this tool)."""
+    if archives is None:
+        archives = apt.Apt(system.run, plan.Plan(check=True, say=log)).archives()
     grouped: dict[str, Source] = {}
-    for archive in apt.Apt(system.run, plan.Plan(check=True, say=log)).archives():
+    for archive in archives:
         suite = archive.suite
         if suite != codename and not suite.startswith(codename + "-"):
             continue
