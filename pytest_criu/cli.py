@@ -1,4 +1,5 @@
-"""The ``pytest-criu`` command: ``pytest-criu doctor`` checks whether this host can snapshot."""
+"""The ``pytest-criu`` command: ``doctor`` checks whether this host can snapshot; ``setup``
+makes a Debian or Ubuntu host ready (see :mod:`pytest_criu.setup`)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0: snapshots can work here)."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "setup":
+        from .setup import command
+
+        return command.main(args)
     if args.command != "doctor":
-        parser.error("a command is required (doctor)")
+        parser.error("a command is required (doctor or setup)")
     report = detect_host(
         criu_binary=args.criu_binary,
         docker_url=args.engine_url,
@@ -91,4 +96,15 @@ def _parser() -> argparse.ArgumentParser:
         help="limit for each subprocess and API call (default: 10)",
     )
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    setup = commands.add_parser(
+        "setup",
+        help="install and configure CRIU and the engine on this Debian/Ubuntu host (as root)",
+        description="Install what is missing (packages, CRIU >= 4.2 in a private prefix), "
+        "configure runc.conf and the engine, start or restart its daemon when needed, then "
+        "prove it with a checkpoint/restore round trip. Idempotent: on a ready host it only "
+        "verifies. Run as root: sudo pytest-criu setup",
+    )
+    from .setup.command import add_arguments
+
+    add_arguments(setup)
     return parser

@@ -1,6 +1,6 @@
 """Other Docker Engines for the engine matrix: find them, start them beside the main daemon.
 
-``scripts/setup-engines`` unpacks Debian's newer ``docker.io`` and ``containerd`` packages into
+``python -m tests.tooling.engines`` unpacks Debian's newer ``docker.io`` and ``containerd`` packages into
 ``/opt/pytest-criu/engines/<name>`` (``PYTEST_CRIU_ENGINES_PREFIX``). :func:`running_daemon`
 starts one of them as a second daemon beside the system's: its own socket, data root, exec
 root, pid file, config file (experimental on), bridge and managed containerd, with bookworm's
@@ -41,7 +41,7 @@ from pytest_criu.engine.docker import NONCE_FILE
 from tests.helpers import TINY_IMAGE
 
 ENGINES_PREFIX = Path(os.environ.get("PYTEST_CRIU_ENGINES_PREFIX", "/opt/pytest-criu/engines"))
-SETUP_HINT = "run: sudo bash scripts/setup-engines"
+SETUP_HINT = "run: sudo .venv/bin/python -m tests.tooling.engines"
 #: Subnets tried for the bridges, in order: 172.31.200.0/24 ... 172.31.249.0/24.
 SUBNETS = [ipaddress.ip_network(f"172.31.{n}.0/24") for n in range(200, 250)]
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
@@ -49,7 +49,7 @@ SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 @dataclass(frozen=True)
 class EngineInstall:
-    """An engine unpacked by ``scripts/setup-engines``."""
+    """An engine unpacked by ``tests/tooling/engines.py``."""
 
     name: str
     root: Path

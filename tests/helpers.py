@@ -88,7 +88,7 @@ def podman_url_or_skip() -> str:
     """Podman's rootful socket; skip without its service (fail under CI, which sets it up)."""
     url = PodmanEngine.default_url()
     if not Path(url.removeprefix("unix://")).exists():
-        why = f"Podman's service is not running at {url}; run scripts/setup-podman"
+        why = f"Podman's service is not running at {url}; run: sudo .venv/bin/pytest-criu setup --engine podman"
         if os.environ.get("CI"):
             pytest.fail(why)
         pytest.skip(why)

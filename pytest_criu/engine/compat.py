@@ -105,7 +105,7 @@ class ContainerEngine(abc.ABC):
             if not pull:
                 raise ImageNotFoundError(
                     f"image {reference!r} is not available locally; build it "
-                    f"(e.g. scripts/build-images) or pull it"
+                    f"(`docker build` or `podman build`) or pull it"
                 ) from None
         except docker.errors.APIError as error:
             raise EngineError(f"cannot inspect image {reference!r}: {error.explanation}") from None

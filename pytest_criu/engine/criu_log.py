@@ -20,12 +20,12 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         re.compile(r"Connected TCP socket|tcp-established", re.IGNORECASE),
         "a TCP connection was open at checkpoint time",
         "close client connections at the end of prepare (e.g. client.close()), or add "
-        "'tcp-established' to /etc/criu/runc.conf (scripts/setup-host does)",
+        "'tcp-established' to /etc/criu/runc.conf (sudo pytest-criu setup does)",
     ),
     Diagnosis(
         re.compile(r"file locks are hold|file-locks", re.IGNORECASE),
         "a process in the container holds file locks (databases do)",
-        "add 'file-locks' to /etc/criu/runc.conf (scripts/setup-host does)",
+        "add 'file-locks' to /etc/criu/runc.conf (sudo pytest-criu setup does)",
     ),
     Diagnosis(
         re.compile(r"io_uring", re.IGNORECASE),
@@ -43,12 +43,12 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
     Diagnosis(
         re.compile(r"Can't get 1:16 opt|SO_PASSCRED", re.IGNORECASE),
         "this CRIU is too old for the kernel's TCP sockets (needs CRIU >= 4.2)",
-        "install CRIU >= 4.2 (scripts/setup-host does) and restart dockerd",
+        "install CRIU >= 4.2 (sudo pytest-criu setup does) and restart dockerd",
     ),
     Diagnosis(
         re.compile(r"vdso.*Unexpected", re.IGNORECASE),
         "this CRIU does not understand the kernel's vDSO layout",
-        "install CRIU >= 4.2 (scripts/setup-host does) and restart dockerd",
+        "install CRIU >= 4.2 (sudo pytest-criu setup does) and restart dockerd",
     ),
     Diagnosis(
         re.compile(r"\btty\b|/dev/pts|/dev/console", re.IGNORECASE),

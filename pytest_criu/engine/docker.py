@@ -42,7 +42,7 @@ class DockerEngine(ContainerEngine):
 
     name = "docker"
     title = "Docker"
-    start_hint = "start dockerd (scripts/setup-host does)"
+    start_hint = "start dockerd (sudo pytest-criu setup does)"
 
     def __init__(self, base_url: str | None = None, timeout: float = 120.0) -> None:
         super().__init__(base_url, timeout)

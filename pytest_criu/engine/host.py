@@ -34,8 +34,8 @@ from .spec import EngineChoice
 
 Status = Literal["ok", "warn", "fail", "skip"]
 
-SETUP_HINT = "pytest-criu's scripts/setup-host does this on Debian"
-SETUP_PODMAN_HINT = "pytest-criu's scripts/setup-podman does this on Debian"
+SETUP_HINT = "sudo pytest-criu setup does this on Debian and Ubuntu"
+SETUP_PODMAN_HINT = "sudo pytest-criu setup --engine podman does this on Debian and Ubuntu"
 PODMAN_CONF_FILES = ("/usr/share/containers/containers.conf", "/etc/containers/containers.conf")
 PODMAN_CONF_D = "/etc/containers/containers.conf.d"
 PODMAN_EXIT_DELAY_DEFAULT = 300

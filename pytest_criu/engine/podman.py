@@ -43,7 +43,7 @@ class PodmanEngine(ContainerEngine):
 
     name = "podman"
     title = "Podman"
-    start_hint = "start `podman system service` (scripts/setup-podman does)"
+    start_hint = "start `podman system service` (sudo pytest-criu setup --engine podman does)"
 
     def __init__(self, base_url: str | None = None, timeout: float = 120.0) -> None:
         super().__init__(base_url or self.default_url(), timeout)

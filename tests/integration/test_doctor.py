@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "pytest-criu"
 #: The second daemon's PATH: the system directories, without /usr/local/sbin where
-#: scripts/setup-host puts its criu wrapper.
+#: `pytest-criu setup` puts its criu wrapper.
 PLAIN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 

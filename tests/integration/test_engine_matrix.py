@@ -1,6 +1,6 @@
 """The plugin against several engines: Docker 20.10 (the main daemon), 26.1, 28.x; Podman 4.3.
 
-Docker 26.1 (Debian trixie) and 28.x (Debian sid) come from ``scripts/setup-engines`` and run
+Docker 26.1 (Debian trixie) and 28.x (Debian sid) come from ``tests/tooling/engines.py`` and run
 here as second daemons beside the main one (``tests/engines.py``), with bookworm's runc 1.1.5
 and the host's CRIU. The same small suite (a warm container with a listening socket, tmpfs and
 seeded files; four marked tests that each check pristine state) runs against each engine and
@@ -12,11 +12,11 @@ network mode, and the outcome is asserted exactly, failures included:
   (moby issue 50750), which the plugin explains; host-network containers restore repeatedly;
 - on every engine, --criu-restore-ahead with host networking restores the next container onto
   the port of the current one, which then receives no new connections;
-- Podman 4.3 (bookworm's, rootful service from ``scripts/setup-podman``) restores all three
+- Podman 4.3 (bookworm's, rootful service from ``pytest-criu setup --engine podman``) restores all three
   network modes, recognised from the socket alone (``--criu-engine=auto``).
 
 Without the engines installed these tests skip (and fail under CI, where
-``scripts/setup-engines`` must have run).
+``python -m tests.tooling.engines`` must have run).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def criu_dir() -> str:
     """The directory of the criu the second daemons put on their PATH (the host's wrapper)."""
     criu = shutil.which("criu")
     if criu is None:
-        pytest.skip("no criu on PATH; run scripts/setup-host")
+        pytest.skip("no criu on PATH; run: sudo .venv/bin/pytest-criu setup")
     return os.path.dirname(criu)
 
 
@@ -86,7 +86,7 @@ def _server_version(url: str) -> str:
 
 @pytest.fixture(scope="module")
 def docker20() -> Target:
-    """The main daemon, when it is Docker 20.10 (bookworm's docker.io, as scripts/setup-host
+    """The main daemon, when it is Docker 20.10 (bookworm's docker.io, as pytest-criu setup
     installs it on Debian 12)."""
     version = _server_version(MAIN_URL)
     if not version.startswith("20.10."):
@@ -96,7 +96,7 @@ def docker20() -> Target:
 
 @pytest.fixture(scope="module")
 def podman4() -> Target:
-    """Debian 12's rootful Podman 4.3 service, as scripts/setup-podman starts it."""
+    """Debian 12's rootful Podman 4.3 service, as ``pytest-criu setup`` starts it."""
     url = podman_url_or_skip()
     return Target("podman-4", url, _server_version(url))
 

@@ -112,9 +112,9 @@ def restartable_daemon() -> Iterator[EngineDaemon]:
     """A second Docker daemon (26.1) that a test may restart without disturbing the main one."""
     install, why = find_engine("docker-26")
     if install is None:
-        pytest.fail(f"{why}; run: sudo bash scripts/setup-engines")
+        pytest.fail(f"{why}; run: sudo .venv/bin/python -m tests.tooling.engines")
     criu = shutil.which("criu")
-    assert criu is not None, "no criu on PATH; run scripts/setup-host"
+    assert criu is not None, "no criu on PATH; run: sudo .venv/bin/pytest-criu setup"
     with running_daemon(install, criu_dir=os.path.dirname(criu)) as daemon:
         yield daemon
 

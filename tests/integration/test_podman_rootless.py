@@ -24,7 +24,9 @@ ROOTLESS = "rootless Podman cannot checkpoint containers"
 
 def _need(tool: str) -> None:
     if shutil.which(tool) is None:
-        why = f"{tool} is missing (scripts/setup-podman installs it with uidmap)"
+        why = (
+            f"{tool} is missing (`sudo pytest-criu setup --engine podman` installs it with uidmap)"
+        )
         if os.environ.get("CI"):
             pytest.fail(why)
         pytest.skip(why)

@@ -19,15 +19,15 @@ GITLAB = CI / "gitlab-ci.yml"
 
 #: The snapshot job's commands, in the order they must run.
 SNAPSHOT_STEPS = [
-    ("set up the host", r"^sudo\b.*\bbash scripts/setup-host$"),
-    ("build the images", r"^sudo python3 scripts/build-images all$"),
     ("install with test extras", r"^\.venv/bin/pip install -e '\.\[test\]'$"),
+    ("set up the host", r"^sudo\b.*\s\.venv/bin/pytest-criu setup$"),
+    ("build the images", r"^sudo \.venv/bin/python -m tests\.tooling\.images all$"),
     ("doctor", r"^sudo \.venv/bin/pytest-criu doctor$"),
     ("test suite", r"^sudo \.venv/bin/pytest -p no:cacheprovider\b"),
     ("examples", r"^sudo \.venv/bin/pytest examples -p no:cacheprovider$"),
 ]
 #: Commands that need root: Docker, CRIU and the daemon's data root.
-NEEDS_ROOT = re.compile(r"scripts/setup-host|scripts/build-images|pytest-criu doctor|bin/pytest\b")
+NEEDS_ROOT = re.compile(r"pytest-criu (setup|doctor)|tests\.tooling\.images|bin/pytest\b")
 
 
 def load(path: Path) -> dict[Any, Any]:
@@ -136,7 +136,7 @@ def test_github_snapshot_job_cleans_up_even_on_failure(github: dict[Any, Any]) -
 def test_github_passes_the_debian_uri_through_sudo(github: dict[Any, Any]) -> None:
     job = github["jobs"]["snapshots"]
     assert job["env"]["PYTEST_CRIU_DEBIAN_URI"].startswith("http")
-    setup = next(line for line in github_commands(job) if "scripts/setup-host" in line)
+    setup = next(line for line in github_commands(job) if "pytest-criu setup" in line)
     assert "--preserve-env=PYTEST_CRIU_DEBIAN_URI" in setup
 
 

@@ -100,7 +100,8 @@ class TestEngineUrl:
         self, sockets: dict[str, Path]
     ) -> None:
         with pytest.raises(
-            EngineError, match=r"Podman at unix://.*podman.sock: no such socket.*setup-podman"
+            EngineError,
+            match=r"Podman at unix://.*podman.sock: no such socket.*sudo pytest-criu setup --engine podman does",
         ):
             PodmanEngine()
         with pytest.raises(EngineError, match=r"cannot connect to Docker at .*docker.sock"):

@@ -382,7 +382,7 @@ def test_unreachable_podman_socket_skips_with_podman_named(suite: pytest.Pyteste
             "pytest-criu *Podman unreachable*",
             "SKIPPED*snapshots unavailable: podman: cannot reach Podman at "
             "unix:///nonexistent/p.sock: no socket at /nonexistent/p.sock*"
-            "fix: start Podman's service on unix:///nonexistent/p.sock*setup-podman*",
+            "fix: start Podman's service on unix:///nonexistent/p.sock*(sudo pytest-criu setup --engine podman does this on Debian and Ubuntu)*",
         ]
     )
 

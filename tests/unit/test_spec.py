@@ -118,7 +118,9 @@ def test_warm_container_accepts_a_full_declaration() -> None:
     )
     from pytest_criu.fixtures import declaration_of
 
-    declaration = declaration_of(fixture._get_wrapped_function())
+    # pytest >= 8.4 wraps fixture functions in an object; older ones return the function.
+    unwrap = getattr(fixture, "_get_wrapped_function", lambda: fixture)
+    declaration = declaration_of(unwrap())
     assert declaration is not None
     assert declaration.spec.ports == (Port(6379),)
     assert [check.description for check in declaration.ready][:2] == [

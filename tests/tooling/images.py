@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 r"""Build pytest-criu's container images locally (no registry needed).
 
   tiny      pytest-criu/tiny      busybox-static plus its applet links (sh, sleep, nc, httpd, ...),
@@ -12,7 +11,7 @@ Each image is tagged with a digest of its inputs (pytest-criu/<name>:<sha12>) an
 when the digest tag already exists the build is skipped. The image references are printed,
 one per line, on stdout.
 
-When Podman is installed and its service answers (scripts/setup-podman starts it), each image is
+When Podman is installed and its service answers (`pytest-criu setup --engine podman`), each image is
 also put into Podman's storage under the same names (localhost/pytest-criu/<name>:<sha12> and
 :latest): `docker save | podman load`, skipped when Podman already holds that content under
 both names (same image ID as in Docker). Set PYTEST_CRIU_PODMAN_SOCKET for another service socket
@@ -27,30 +26,32 @@ MariaDB in the services image runs as root, without io_uring/native AIO (CRIU ca
       --auth-root-authentication-method=normal
   mariadbd --user=root --datadir=/var/lib/mysql --innodb-use-native-aio=0 --bind-address=0.0.0.0
 
-Needs: root, the docker CLI with a running daemon, busybox-static and mmdebstrap (installed by
-scripts/setup-host).
+Usage: sudo .venv/bin/python -m tests.tooling.images [tiny|services|all] [--force]
+
+Needs: root, the docker CLI with a running daemon (sudo pytest-criu setup), busybox-static and
+mmdebstrap (installed here when missing). Runs with the virtualenv's Python: the tiny image's
+recipe is the one `pytest-criu setup` builds for its round trip (pytest_criu.setup.image), and
+the host's apt sources come from `apt-get indextargets` (pytest_criu.setup.apt).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import glob
-import hashlib
-import io
 import os
-import re
 import shutil
 import socket
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Sequence
 from typing import IO, NamedTuple
 
-RECIPE_VERSION = "1"
+from pytest_criu.setup import apt, plan, system
+from pytest_criu.setup import image as tiny
+from pytest_criu.setup.image import RECIPE_VERSION, digest
+
 TINY_REPO = "pytest-criu/tiny"
 SERVICES_REPO = "pytest-criu/services"
 SERVICES_PACKAGES = [
@@ -104,7 +105,7 @@ SERVICES_CHANGES = [
 
 
 def log(msg: str) -> None:
-    print(f"[build-images] {msg}", file=sys.stderr, flush=True)
+    print(f"[images] {msg}", file=sys.stderr, flush=True)
 
 
 class BuildError(Exception):
@@ -188,7 +189,7 @@ def podman_wanted() -> bool:
         return True
     log(
         f"Podman is installed but no service answers on {PODMAN_SOCKET}: images are not"
-        " put into Podman's storage (run scripts/setup-podman)"
+        " put into Podman's storage (run: sudo .venv/bin/pytest-criu setup --engine podman)"
     )
     return False
 
@@ -266,15 +267,6 @@ def to_podman(ref: str, repo: str) -> None:
     log(f"{ref}: {how} in {time.monotonic() - start:.1f} s")
 
 
-def digest(parts: Sequence[str | bytes]) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        b = p.encode() if isinstance(p, str) else p
-        h.update(len(b).to_bytes(8, "big"))
-        h.update(b)
-    return h.hexdigest()[:12]
-
-
 def docker_import(src: IO[bytes], ref: str, changes: list[str]) -> None:
     cmd = ["docker", "import"]
     for c in changes:
@@ -288,102 +280,8 @@ def docker_import(src: IO[bytes], ref: str, changes: list[str]) -> None:
 # --------------------------------------------------------------------------------------------
 # tiny
 # --------------------------------------------------------------------------------------------
-def find_static_busybox() -> str:
-    candidates = []
-    res = run(["dpkg", "-L", "busybox-static"], capture_output=True)
-    if res.returncode == 0:
-        candidates += [p for p in res.stdout.split() if p.endswith("bin/busybox")]
-    candidates += ["/bin/busybox", "/usr/bin/busybox"]
-    for path in candidates:
-        if os.path.isfile(path) and is_static_elf(path):
-            return path
-    raise BuildError(
-        "no statically linked busybox found; install it with: apt-get install busybox-static"
-        " (or run scripts/setup-host)"
-    )
-
-
-def is_static_elf(path: str) -> bool:
-    """True for a 64-bit little-endian ELF without a PT_INTERP program header."""
-    with open(path, "rb") as f:
-        head = f.read(64)
-        if head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
-            return False
-        phoff = int.from_bytes(head[32:40], "little")
-        phentsize = int.from_bytes(head[54:56], "little")
-        phnum = int.from_bytes(head[56:58], "little")
-        f.seek(phoff)
-        table = f.read(phentsize * phnum)
-    for i in range(phnum):
-        if int.from_bytes(table[i * phentsize : i * phentsize + 4], "little") == 3:  # PT_INTERP
-            return False
-    return True
-
-
-def tiny_tar(busybox: str, applets: list[str]) -> bytes:
-    buf = io.BytesIO()
-    mtime = 0  # reproducible
-
-    def add_dir(tf: tarfile.TarFile, name: str, mode: int = 0o755) -> None:
-        ti = tarfile.TarInfo(name)
-        ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, mode, mtime
-        tf.addfile(ti)
-
-    def add_file(tf: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
-        ti = tarfile.TarInfo(name)
-        ti.size, ti.mode, ti.mtime = len(data), mode, mtime
-        tf.addfile(ti, io.BytesIO(data))
-
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
-        for d in [
-            "bin",
-            "sbin",
-            "usr",
-            "usr/bin",
-            "usr/sbin",
-            "etc",
-            "root",
-            "proc",
-            "sys",
-            "dev",
-            "var",
-            "var/www",
-            "run",
-        ]:
-            add_dir(tf, d, 0o700 if d == "root" else 0o755)
-        add_dir(tf, "tmp", 0o1777)
-        add_dir(tf, "var/tmp", 0o1777)
-        with open(busybox, "rb") as f:
-            add_file(tf, "bin/busybox", f.read(), 0o755)
-        add_file(
-            tf,
-            "etc/passwd",
-            b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-        )
-        add_file(tf, "etc/group", b"root:x:0:\nnogroup:x:65534:\n")
-        for applet in applets:
-            if applet == "bin/busybox":
-                continue
-            ti = tarfile.TarInfo(applet)
-            ti.type, ti.linkname, ti.mode, ti.mtime = tarfile.SYMTYPE, "/bin/busybox", 0o777, mtime
-            tf.addfile(ti)
-    return buf.getvalue()
-
-
 def build_tiny(force: bool) -> str:
-    busybox = find_static_busybox()
-    with open(busybox, "rb") as f:
-        bb_bytes = f.read()
-    res = run([busybox, "--list-full"], capture_output=True)
-    if res.returncode != 0:
-        raise BuildError(f"{busybox} --list-full failed: {res.stderr.strip()}")
-    applets = sorted(set(res.stdout.split()))
-    changes = [
-        f"ENV PATH={PATH_ENV}",
-        'CMD ["sh"]',
-        "LABEL org.opencontainers.image.title=pytest-criu-tiny",
-    ]
-    tag = digest([RECIPE_VERSION, "tiny", bb_bytes, "\n".join(applets), *changes])
+    tag, data = tiny.recipe(system.run)
     ref = f"{TINY_REPO}:{tag}"
     if not force and image_exists(ref):
         log(f"{ref}: present (cache hit)")
@@ -391,16 +289,15 @@ def build_tiny(force: bool) -> str:
         return ref
     replaced = image_id(ref)
     start = time.monotonic()
-    data = tiny_tar(busybox, applets)
     with tempfile.TemporaryFile() as tmp:
         tmp.write(data)
         tmp.seek(0)
-        docker_import(tmp, ref, changes)
+        docker_import(tmp, ref, list(tiny.CHANGES))
     verify(ref, ["sh", "-c", TINY_SMOKE], "busybox sh, nc, httpd, sleep")
     tag_latest(ref, TINY_REPO)
     drop_replaced(replaced, ref)
     took = time.monotonic() - start
-    log(f"{ref}: built in {took:.1f} s ({len(applets)} applets, {len(data) // 1024} KiB)")
+    log(f"{ref}: built in {took:.1f} s ({len(data) // 1024} KiB)")
     return ref
 
 
@@ -414,66 +311,22 @@ class Source(NamedTuple):
     signed_by: str
 
 
-def os_release() -> dict[str, str]:
-    out: dict[str, str] = {}
-    with open("/etc/os-release") as f:
-        for line in f:
-            k, _, v = line.strip().partition("=")
-            if k:
-                out[k] = v.strip('"')
-    return out
-
-
-def host_sources(codename: str) -> list[Source]:
-    """The host's own apt entries for its release (suite, -updates, -security)."""
-    found: list[Source] = []
-    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
-        with open(path) as f:
-            paragraphs = re.split(r"\n\s*\n", f.read())
-        for para in paragraphs:
-            fields: dict[str, str] = {}
-            key = ""
-            for line in para.splitlines():
-                if line.startswith("#") or not line.strip():
-                    continue
-                if line[0] in " \t" and key:
-                    fields[key] += " " + line.strip()
-                    continue
-                key, _, value = line.partition(":")
-                key = key.strip().lower()
-                fields[key] = value.strip()
-            if fields.get("enabled", "yes").lower() == "no":
-                continue
-            if "deb" not in fields.get("types", "").split():
-                continue
-            found.append(
-                Source(
-                    fields.get("uris", "").split(),
-                    fields.get("suites", "").split(),
-                    fields.get("components", "").split(),
-                    fields.get("signed-by", ""),
-                )
-            )
-    for path in ["/etc/apt/sources.list", *sorted(glob.glob("/etc/apt/sources.list.d/*.list"))]:
-        try:
-            with open(path) as f:
-                lines = f.read().splitlines()
-        except OSError:
+def host_sources(codename: str, archives: Sequence[apt.Archive] | None = None) -> list[Source]:
+    """The host's own apt entries for its release (suite, -updates, -security), one per
+    sources entry, from `apt-get indextargets` (apt parses its sources, not this tool)."""
+    if archives is None:
+        archives = apt.Apt(system.run, plan.Plan(check=True, say=log)).archives()
+    grouped: dict[str, Source] = {}
+    for archive in archives:
+        suite = archive.suite
+        if suite != codename and not suite.startswith(codename + "-"):
             continue
-        for raw in lines:
-            line = raw.split("#", 1)[0].strip()
-            m = re.match(r"^deb\s+(?:\[([^\]]*)\]\s+)?(\S+)\s+(\S+)\s*(.*)$", line)
-            if not m:
-                continue
-            opts = dict(o.split("=", 1) for o in (m.group(1) or "").split() if "=" in o)
-            signed_by = opts.get("signed-by", "")
-            found.append(Source([m.group(2)], [m.group(3)], m.group(4).split(), signed_by))
-    mine = []
-    for s in found:
-        suites = [x for x in s.suites if x == codename or x.startswith(codename + "-")]
-        if s.uris and suites and s.components and (not s.signed_by or s.signed_by.startswith("/")):
-            mine.append(Source(s.uris, suites, s.components, s.signed_by))
-    return mine
+        source = grouped.setdefault(archive.entry or archive.uri, Source([], [], [], ""))
+        for have, value in ((source.uris, archive.uri), (source.suites, suite),
+                            (source.components, archive.component)):  # fmt: skip
+            if value not in have:
+                have.append(value)
+    return list(grouped.values())
 
 
 def sources_text(sources: list[Source]) -> str:
@@ -492,7 +345,7 @@ def sources_text(sources: list[Source]) -> str:
 
 
 def build_services(force: bool) -> str:
-    rel = os_release()
+    rel = apt.os_release()
     codename = rel.get("VERSION_CODENAME", "")
     if not codename:
         raise BuildError("/etc/os-release has no VERSION_CODENAME: which release to bootstrap?")
@@ -509,9 +362,8 @@ def build_services(force: bool) -> str:
         return ref
     replaced = image_id(ref)
     if shutil.which("mmdebstrap") is None:
-        raise BuildError(
-            "mmdebstrap not found; run scripts/setup-host (or apt-get install mmdebstrap)"
-        )
+        log("installing mmdebstrap")
+        apt.Apt(system.run, plan.Plan(check=False, say=log)).install(["mmdebstrap"])
     if os.geteuid() != 0:
         raise BuildError("building the services image needs root (mmdebstrap --mode=root)")
     start = time.monotonic()
@@ -605,7 +457,7 @@ def verify(ref: str, cmd: list[str], what: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="build-images",
+        prog="python -m tests.tooling.images",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -617,11 +469,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if shutil.which("docker") is None:
-        log("the docker CLI is not installed; run scripts/setup-host first")
+        log("the docker CLI is not installed; run: sudo .venv/bin/pytest-criu setup")
         return 1
     res = run(["docker", "version", "--format", "{{json .Server.Version}}"], capture_output=True)
     if res.returncode != 0:
-        log(f"the Docker daemon does not answer ({res.stderr.strip()}); run scripts/setup-host")
+        log(
+            f"the Docker daemon does not answer ({res.stderr.strip()}); run: sudo .venv/bin/pytest-criu setup"
+        )
         return 1
     builders = {
         "tiny": [build_tiny],
