@@ -26,6 +26,7 @@ import docker
 import docker.errors
 import docker.utils
 
+from . import procfs
 from .connect import engine_url, identify, mismatch, uses_docker_environment
 from .daemon import option_value, socket_peer_pid
 from .docker import DEFAULT_URL as DEFAULT_DOCKER_URL
@@ -197,24 +198,49 @@ def known_docker_problem(version: str) -> str | None:
         return (
             f"Docker {version} cannot restore containers that have their own network "
             'namespace (bridge or none network: "bind-mount /proc/0/ns/net"; '
-            "moby issue 50750); only network_mode='host' containers restore"
+            "moby issue 50750)"
         )
     return None
 
 
 def check_docker_version(version: str, api_version: str) -> Check:
     """Flag Docker Engine releases known to break checkpoint/restore."""
-    problem = known_docker_problem(version)
-    if problem:
+    if known_docker_problem(version):
         return Check(
             "docker version",
-            "warn",
-            problem,
-            "use Docker Engine <= 27 (Debian's docker.io 20.10 or 26.1 work) or host networking",
+            "ok",
+            f"{version} (API {api_version}): restores containers that join a network holder "
+            "(pytest-criu's default on Docker) or use host networking, not ones with a network "
+            "namespace of their own (moby issue 50750)",
         )
     return Check(
         "docker version", "ok", f"{version} (API {api_version}): no known checkpoint regressions"
     )
+
+
+def check_engine_stack(engine: str, version: str, parts: Mapping[str, str]) -> Check:
+    """Name every part of the stack a checkpoint goes through (``parts``: name -> version)."""
+    named = ", ".join(f"{name} {part or '?'}" for name, part in parts.items())
+    return Check("engine stack", "ok", f"{engine} {version}, {named}")
+
+
+def parse_containerd_version(text: str) -> str:
+    """``2.1.9`` from ``containerd github.com/containerd/containerd/v2 2.1.9 <commit>``."""
+    fields = text.split()
+    return fields[2] if len(fields) > 2 and fields[0] == "containerd" else ""
+
+
+def check_network_path(engine: str, version: str) -> Check:
+    """Which network path warm containers take by default on this engine."""
+    from .holders import describe, network_path
+
+    path = network_path(engine, None, "auto")
+    detail = f"bridge and none networks: {describe(path)}; host networking: {describe('host')}"
+    if engine == "docker" and known_docker_problem(version):
+        detail += (
+            f" (Docker {version} restores only these two; --criu-network-holder=off cannot work)"
+        )
+    return Check("network path", "ok", detail)
 
 
 def check_criu_version(criu_version: str, kernel: str) -> Check:
@@ -428,7 +454,39 @@ class _Probe:
         self.daemon = _find_daemon(url, self.timeout)
         self._docker_host(url, locality, info)
         self.add(check_docker_version(engine, api))
+        containerd = str((info.get("ContainerdCommit") or {}).get("ID", ""))
+        self.add(
+            check_engine_stack(
+                "Docker",
+                engine,
+                {
+                    # Docker 28 with containerd 2 leaves the commit empty: ask the binary.
+                    "containerd": containerd or self._managed_containerd_version(),
+                    "runc": str((info.get("RuncCommit") or {}).get("ID", "")),
+                },
+            )
+        )
+        self.add(check_network_path("docker", engine))
         self._experimental(info, version)
+
+    def _managed_containerd_version(self) -> str:
+        """The version of the containerd the local dockerd started, or ``""``."""
+        if self.daemon is None:
+            return ""
+        child = procfs.child_named(self.daemon.pid, "containerd")
+        if child is None:
+            return ""
+        try:
+            result = subprocess.run(
+                [f"/proc/{child}/exe", "--version"],
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return parse_containerd_version(result.stdout)
 
     def _podman(self, url: str, version: Mapping[str, Any]) -> None:
         info = self.libpod_info or {}
@@ -465,6 +523,18 @@ class _Probe:
                     f"rootful service, OCI runtime {runtime.get('name', '?')} ({runtime_version})",
                 )
             )
+        conmon = str((host.get("conmon") or {}).get("version", "")).splitlines() or [""]
+        self.add(
+            check_engine_stack(
+                "Podman",
+                release,
+                {
+                    "conmon": conmon[0].removeprefix("conmon version ").split(",")[0],
+                    str(runtime.get("name", "OCI runtime")): runtime_version.split()[-1],
+                },
+            )
+        )
+        self.add(check_network_path("podman", release))
         self.daemon = _find_daemon(url, self.timeout)
         self.add(self._podman_exit_delay())
 

@@ -7,9 +7,12 @@ seeded files; four marked tests that each check pristine state) runs against eac
 network mode, and the outcome is asserted exactly, failures included:
 
 - 20.10 and 26.1 restore bridge-network and host-network containers;
-- 28.x cannot restore a container with its own network namespace (bridge or none): Docker
-  answers "bind-mount /proc/0/ns/net -> <exec-root>/netns/<id>: no such file or directory"
-  (moby issue 50750), which the plugin explains; host-network containers restore repeatedly;
+- 28.x restores bridge- and none-network containers through network holders (the default
+  on Docker: the namespace has a path, so the daemon skips the bind-mount of
+  /proc/<pid 0>/ns/net that moby issue 50750 is about) and host-network ones; with
+  --criu-network-holder=off the plugin knows before preparing that it cannot restore there;
+- 20.10 restores through holders and, with --criu-network-holder=off, with a namespace per
+  container;
 - on every engine, --criu-restore-ahead with host networking restores the next container onto
   the port of the current one, which then receives no new connections;
 - Podman 4.3 (bookworm's, rootful service from ``pytest-criu setup --engine podman``) restores all three
@@ -163,19 +166,22 @@ def test_doctor_passes_on_docker_26(docker26: Target) -> None:
     assert f"{docker26.daemon.data_root} is readable and writable" in result.stdout
 
 
-def test_doctor_warns_about_docker_28_naming_the_issue(docker28: Target) -> None:
+def test_doctor_names_docker_28_stack_and_network_path(docker28: Target) -> None:
     result = doctor("--docker-url", docker28.url)
-    # A warning, not a blocker: host-network containers do restore there.
     assert result.returncode == 0, result.stdout + result.stderr
     line = line_of(result.stdout, "docker version")
-    assert line.startswith("[warn]")
-    assert f"Docker {docker28.version} cannot restore containers that have their own" in line
+    assert line.startswith("[ ok ]")
+    assert "restores containers that join a network holder" in line
     assert "moby issue 50750" in line
-    assert "only network_mode='host' containers restore" in line
-    assert "fix: use Docker Engine <= 27 (Debian's docker.io 20.10 or 26.1 work) or host " in (
-        result.stdout
-    )
-    assert result.stdout.splitlines()[-1].startswith("verdict: snapshots can work here (")
+    assert docker28.daemon is not None
+    facts = docker28.daemon.install.facts
+    stack = line_of(result.stdout, "engine stack")
+    assert f"Docker {docker28.version}, containerd {facts['CONTAINERD_VERSION']}" in stack
+    assert f"runc {facts['RUNC_VERSION']}" in stack
+    path = line_of(result.stdout, "network path")
+    assert "bridge and none networks: joins a network holder" in path
+    assert f"Docker {docker28.version} restores only these two" in path
+    assert result.stdout.splitlines()[-1].startswith("verdict: snapshots can work here")
 
 
 # -- the suite ------------------------------------------------------------------------------
@@ -311,28 +317,35 @@ def left_behind() -> Iterator[list[Target]]:
 
 
 @pytest.mark.parametrize(
-    ("engine", "network"),
+    ("engine", "network", "holder"),
     [
-        ("docker-20", "bridge"),
-        ("docker-20", "host"),
-        ("docker-26", "bridge"),
-        ("docker-26", "host"),
-        ("docker-26", "none"),
-        ("docker-28", "host"),
-        ("podman-4", "bridge"),
-        ("podman-4", "host"),
-        ("podman-4", "none"),
+        ("docker-20", "bridge", "auto"),
+        ("docker-20", "bridge", "off"),
+        ("docker-20", "none", "auto"),
+        ("docker-20", "host", "auto"),
+        ("docker-26", "bridge", "auto"),
+        ("docker-26", "bridge", "off"),
+        ("docker-26", "host", "auto"),
+        ("docker-26", "none", "auto"),
+        ("docker-28", "bridge", "auto"),
+        ("docker-28", "none", "auto"),
+        ("docker-28", "host", "auto"),
+        ("podman-4", "bridge", "auto"),
+        ("podman-4", "host", "auto"),
+        ("podman-4", "none", "auto"),
     ],
 )
 def test_suite_passes(
+    *,
     request: pytest.FixtureRequest,
     pytester: pytest.Pytester,
     left_behind: list[Target],
     engine: str,
     network: str,
+    holder: str,
 ) -> None:
     target = watched(request, left_behind, engine)
-    result = run_suite(pytester, target, network)
+    result = run_suite(pytester, target, network, f"--criu-network-holder={holder}")
     result.assert_outcomes(passed=4)
     # The URL alone decides the engine: --criu-engine is left at auto.
     title = "Podman" if target.engine.startswith("podman") else "Docker"
@@ -342,22 +355,23 @@ def test_suite_passes(
 
 
 @pytest.mark.parametrize("network", ["bridge", "none"])
-def test_docker_28_own_network_namespace_skips_before_prepare(
+def test_docker_28_without_holders_skips_before_prepare(
     pytester: pytest.Pytester, docker28: Target, network: str
 ) -> None:
-    """Restores of such containers fail there (bind-mount /proc/0/ns/net, moby issue 50750).
+    """Own-namespace restores fail there (bind-mount /proc/0/ns/net, moby issue 50750).
 
-    The plugin knows before preparing: marked tests skip with the version and the issue, and
-    no container is created, so no time goes into a prepare whose checkpoint cannot restore.
+    With holders turned off the plugin knows before preparing: marked tests skip with the
+    version and the issue, and no container is created, so no time goes into a prepare whose
+    checkpoint cannot restore.
     """
     assert docker28.daemon is not None
-    result = run_suite(pytester, docker28, network, "-rs")
+    result = run_suite(pytester, docker28, network, "-rs", "--criu-network-holder=off")
     result.assert_outcomes(skipped=4)
     result.stdout.fnmatch_lines(
         [
             f"SKIPPED [[]4[]] *snapshots unavailable: docker version: Docker {docker28.version} "
             "cannot restore containers that have their own network namespace*moby issue 50750*"
-            "(fix: use Docker 20.10-26.x or network_mode='host')",
+            "(fix: drop --criu-network-holder=off, use Docker 20.10-27.x or network_mode='host')",
         ]
     )
     client = docker28.daemon.client()
@@ -367,13 +381,12 @@ def test_docker_28_own_network_namespace_skips_before_prepare(
         client.close()
 
 
-def test_docker_28_host_network_restores_many_times(
-    pytester: pytest.Pytester,
-    left_behind: list[Target],
-    docker28: Target,
+@pytest.mark.parametrize("network", ["host", "bridge"])
+def test_docker_28_restores_many_times(
+    pytester: pytest.Pytester, left_behind: list[Target], docker28: Target, network: str
 ) -> None:
     left_behind.append(docker28)
-    result = run_suite(pytester, docker28, "host", tests=12)
+    result = run_suite(pytester, docker28, network, tests=12)
     result.assert_outcomes(passed=12)
     result.stdout.fnmatch_lines(["box: snapshot/fresh; *; 12 restores; *"])
 

@@ -18,12 +18,15 @@ from pytest_criu.engine.host import (
     check_capabilities,
     check_criu_version,
     check_docker_version,
+    check_engine_stack,
+    check_network_path,
     check_runc_conf,
     criu_check_lines,
     docker_url_locality,
     dockerd_option,
     known_docker_problem,
     parse_cap_eff,
+    parse_containerd_version,
     parse_criu_version,
     parse_exit_command_delay,
     parse_kernel_config,
@@ -152,10 +155,32 @@ class TestVersions:
         assert "50750" in problem
         assert version in problem
         check = check_docker_version(version, "1.51")
-        assert check.status == "warn"
-        assert not check.blocks_snapshots  # host networking still restores there
-        assert "host" in check.detail
-        assert "<= 27" in check.fix
+        # Network holders (the default) and host networking restore there.
+        assert check.status == "ok"
+        assert "join a network holder" in check.detail
+        assert "host networking" in check.detail
+        path = check_network_path("docker", version)
+        assert "joins a network holder" in path.detail
+        assert f"Docker {version} restores only these two" in path.detail
+
+    def test_the_stack_and_the_network_path_are_named(self) -> None:
+        stack = check_engine_stack("Podman", "5.8.6", {"conmon": "2.1.13", "runc": "1.3.6"})
+        assert stack.detail == "Podman 5.8.6, conmon 2.1.13, runc 1.3.6"
+        podman = check_network_path("podman", "5.8.6")
+        assert podman.detail.startswith("bridge and none networks: a network namespace of its own")
+        assert "restores only" not in check_network_path("docker", "26.1.5").detail
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("containerd github.com/containerd/containerd/v2 2.1.9 abc\n", "2.1.9"),
+            ("containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1\n", "1.6.20~ds1"),
+            ("", ""),
+            ("something else 1.0", ""),
+        ],
+    )
+    def test_containerd_version(self, text: str, expected: str) -> None:
+        assert parse_containerd_version(text) == expected
 
     @pytest.mark.parametrize("version", ["20.10.24+dfsg1", "26.1.5", "27.5.1", "30.0.0", "2.8"])
     def test_other_docker_versions_pass(self, version: str) -> None:
