@@ -42,6 +42,8 @@ OUTCOMES = re.compile(r"(\d+) (passed|failed|errors?|skipped)")
 #: pytest options of each plugin strategy.
 STRATEGY_OPTIONS: dict[str, tuple[str, ...]] = {
     "fresh": ("--criu-strategy=fresh",),
+    # Docker without network holders: a namespace, veth and port proxy per restore.
+    "fresh-own": ("--criu-strategy=fresh", "--criu-network-holder=off"),
     "inplace": ("--criu-strategy=inplace",),
     "recreate": ("--criu-fallback=recreate", "--criu-binary=/nonexistent"),
     "ahead": ("--criu-strategy=fresh", "--criu-restore-ahead"),
@@ -51,7 +53,8 @@ STRATEGY_OPTIONS: dict[str, tuple[str, ...]] = {
 }
 #: Strategies measured without restore-ahead: the option is passed where the plugin knows it
 #: (since restore-ahead became the default), so that (a) stays the restore a test waits for.
-WITHOUT_AHEAD = ("fresh", "fresh-deferred")
+WITHOUT_AHEAD = ("fresh", "fresh-own", "fresh-deferred")
+HOLDER_FLAG = "--criu-network-holder"
 NO_AHEAD_FLAG = "--criu-no-restore-ahead"
 ENGINE_FLAG = "--criu-engine"
 REPORT_FLAG = "--criu-report"

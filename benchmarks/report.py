@@ -18,6 +18,7 @@ from .stats import bootstrap_ratio, linear_fit, median, milliseconds, p95, ratio
 
 LABELS = {
     "fresh": "(a) plugin, fresh restore",
+    "fresh-own": "(a-own) (a) with --criu-network-holder=off: a namespace per restore",
     "inplace": "(b) plugin, in-place restore",
     "recreate": "(c) baseline: new container + ready + prepare",
     "engine": "(d) engine floor: start?checkpoint= only",
@@ -27,6 +28,7 @@ LABELS = {
 }
 SHORT = {
     "fresh": "a",
+    "fresh-own": "a-own",
     "inplace": "b",
     "recreate": "c",
     "engine": "d",

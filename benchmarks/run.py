@@ -37,7 +37,7 @@ from pytest_criu.engine.docker import DockerEngine
 from . import report
 from .criu_floor import CriuFloor, become_subreaper
 from .engine_floor import EngineFloor, make_floor
-from .plugin_runs import ENGINE_FLAG, Batch, BatchResult, plugin_flags, run_batch
+from .plugin_runs import ENGINE_FLAG, HOLDER_FLAG, Batch, BatchResult, plugin_flags, run_batch
 from .source import FrozenPlugin
 from .workloads import BENCH_LABEL, WORKLOADS
 
@@ -45,8 +45,8 @@ if TYPE_CHECKING:  # not at run time: commits before the Podman backend lack the
     from pytest_criu.engine.compat import ContainerEngine
 
 RESULTS = Path(__file__).resolve().parent / "results"
-STRATEGIES = ("fresh", "inplace", "recreate", "engine", "engine-rm", "criu")
-PLUGIN_STRATEGIES = ("fresh", "inplace", "recreate", "fresh-deferred")
+STRATEGIES = ("fresh", "fresh-own", "inplace", "recreate", "engine", "engine-rm", "criu")
+PLUGIN_STRATEGIES = ("fresh", "fresh-own", "inplace", "recreate", "fresh-deferred")
 PROPOSED = ("fresh-deferred",)
 """Prototypes of proposed plugin changes, run with ``--proposals``."""
 ENGINES = ("docker", "podman")
@@ -344,6 +344,10 @@ def _workload_results(
                 "not applicable: state the tests change lives in the writable layer, "
                 "which inplace does not reset"
             )
+        if engine_name != "docker":
+            result.series["fresh-own"].skipped = "not applicable: network holders are Docker's"
+        elif HOLDER_FLAG not in plugin_flags():
+            result.series["fresh-own"].skipped = "the benchmarked plugin has no network holders"
         results[engine_name] = result
     return strategies, results
 
@@ -412,6 +416,8 @@ def measure_workload(
                     ):
                         continue
                     result = results[engine_name]
+                    if result.series[strategy].skipped:
+                        continue
                     where = f"{name} [{engine_name}] r{round_number + 1} {strategy}"
                     if strategy in PLUGIN_STRATEGIES:
                         tests = plan.baseline_tests if strategy == "recreate" else tests_per_batch
