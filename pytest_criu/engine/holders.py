@@ -103,19 +103,22 @@ class HolderPool:
     """Holders made one ahead in the background, so that taking one costs nothing.
 
     ``make`` creates and starts a holder and returns its id (raising :class:`EngineError`);
-    ``discard`` removes one that was made but never taken.
+    ``discard`` removes one that was made but never taken; ``running`` says whether a holder
+    made ahead still runs (a daemon restart stops it meanwhile).
     """
 
     def __init__(
         self,
         make: Callable[[], str],
         discard: Callable[[str], None],
+        running: Callable[[str], bool],
         *,
         name: str,
         timeout: float = HOLDER_START_TIMEOUT,
     ) -> None:
         self._make = make
         self._discard = discard
+        self._running = running
         self._timeout = timeout
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"criu-hold-{name}")
         self._next: Future[str] | None = None
@@ -134,6 +137,9 @@ class HolderPool:
                 pending.add_done_callback(self._discard_made)
             except EngineError:
                 pass  # made again below, where a lasting problem raises for the caller
+        if holder is not None and not self._running(holder):
+            self._discard(holder)
+            holder = None
         if holder is None:
             holder = self._make()
         self.refill()

@@ -512,8 +512,16 @@ class WarmContainer:
         if self.network != "holder":
             return None
         if self._holders is None:
-            self._holders = HolderPool(self._make_holder, self._discard, name=self.name)
+            self._holders = HolderPool(
+                self._make_holder, self._discard, self._holder_running, name=self.name
+            )
         return self._holders.take()
+
+    def _holder_running(self, holder: str) -> bool:
+        try:
+            return bool((self.engine.inspect(holder).get("State") or {}).get("Running"))
+        except Exception:  # gone, or the engine does not answer: make a new one
+            return False
 
     def _make_holder(self) -> str:
         if not self._holder_image:

@@ -381,3 +381,27 @@ def test_network_settings_go_to_the_holder_the_rest_to_the_container() -> None:
     assert dict(joined.create_options) == {"shm_size": "64m"}
     assert joined.network_mode == "container:h1"
     assert joined.ports == ()
+
+
+def test_a_holder_stopped_meanwhile_is_replaced(tmp_path: Path) -> None:
+    """A daemon restart stops the holder made ahead; the next restore gets a new one."""
+    engine = DockerLikeEngine(tmp_path)
+    stopped: set[str] = set()
+    running = engine.inspect
+
+    def inspect(container_id: str) -> dict[str, Any]:
+        info = running(container_id)
+        info["State"]["Running"] = container_id not in stopped
+        return info
+
+    engine.inspect = inspect  # type: ignore[method-assign]
+    controller, _ = warm(tmp_path, engine)
+    controller.settle(timeout=10)
+    spare = set(engine.holders()) - {engine.joined(controller.handle.id)}
+    stopped |= spare
+    controller.touch()
+    controller.reset()
+    assert engine.joined(controller.handle.id) not in spare
+    controller.settle(timeout=10)
+    assert spare <= set(engine.removed), "the stopped holder is removed"
+    controller.close()
