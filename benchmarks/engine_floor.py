@@ -29,6 +29,7 @@ CRIU statistics the call returns.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import threading
 import time
@@ -53,6 +54,14 @@ TASK_ROOTS = (
     "/run/containerd/io.containerd.runtime.v2.task/moby",
 )
 _TIMESTAMP = re.compile(rb"^\((\d+)\.(\d+)\)")
+
+# The floor is today's own-namespace path: a snapshot taken in a holder's namespace restores
+# only into one (a plugin from before network holders has no such option).
+OWN_NETWORK: dict[str, Any] = (
+    {"network_holder": "off"}
+    if "network_holder" in {f.name for f in dataclasses.fields(Options)}
+    else {}
+)
 
 
 def criu_restore_seconds(container_id: str) -> float | None:
@@ -140,7 +149,7 @@ class EngineFloor:
             prepare=workload.prepare,
             engine=engine,
             owner=self.owner,
-            options=Options(ready_timeout=workload.ready_timeout, pull=False),
+            options=Options(ready_timeout=workload.ready_timeout, pull=False, **OWN_NETWORK),
         )
         self.built: BuiltSnapshot | None = None
         self._containers: set[str] = set()
