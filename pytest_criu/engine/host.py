@@ -30,6 +30,7 @@ from . import procfs
 from .connect import engine_url, identify, mismatch, uses_docker_environment
 from .daemon import option_value, socket_peer_pid
 from .docker import DEFAULT_URL as DEFAULT_DOCKER_URL
+from .holders import describe, network_path
 from .podman import LIBPOD_VERSION
 from .spec import EngineChoice
 
@@ -232,8 +233,6 @@ def parse_containerd_version(text: str) -> str:
 
 def check_network_path(engine: str, version: str) -> Check:
     """Which network path warm containers take by default on this engine."""
-    from .holders import describe, network_path
-
     path = network_path(engine, None, "auto")
     detail = f"bridge and none networks: {describe(path)}; host networking: {describe('host')}"
     if engine == "docker" and known_docker_problem(version):

@@ -85,7 +85,6 @@ class _Container:
     id: str
     ports: dict[Port, int]
     address: str | None
-    holder: str | None = None
 
 
 class ContainerHandle:
@@ -659,7 +658,6 @@ class WarmContainer:
             id=container_id,
             ports=self.engine.published_ports(info),
             address=self.engine.address(info),
-            holder=holder,
         )
 
     def _remove_now(self, container_id: str) -> None:

@@ -68,14 +68,6 @@ class ContainerTracker:
                 for cid in sorted(self._kept - self._holders)
             ]
 
-    def __contains__(self, container_id: object) -> bool:
-        with self._lock:
-            return container_id in self._ids
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._ids)
-
     def removal_order(self) -> list[str]:
         """Every tracked container but the kept ones: joined containers before holders."""
         with self._lock:
