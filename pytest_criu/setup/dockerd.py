@@ -57,17 +57,6 @@ def daemon_path(criu: str) -> str:
     return ":".join(parts)
 
 
-def criu_problem(pid: int, criu: str) -> str | None:
-    """Why the daemon ``pid`` would not run ``criu`` (None: its PATH finds it first)."""
-    path = procs.env_path(pid)
-    found = shutil.which("criu", path=path or "/usr/sbin:/usr/bin:/sbin:/bin")
-    if found is None:
-        return f"has no criu on its PATH ({path})"
-    if os.path.realpath(found) != os.path.realpath(criu):
-        return f"finds {found} on its PATH, not {criu}"
-    return None
-
-
 def info() -> dict[str, Any] | None:
     """``GET /info`` of the local daemon, or None when it does not answer."""
     try:
@@ -111,7 +100,7 @@ def _experimental_problem(answer: dict[str, Any]) -> str | None:
 
 def problem(pid: int, criu: str, answer: dict[str, Any]) -> str | None:
     """Why the running daemon is not good enough (None when it is)."""
-    return _experimental_problem(answer) or bridge_problem() or criu_problem(pid, criu)
+    return _experimental_problem(answer) or bridge_problem() or procs.criu_problem(pid, criu)
 
 
 def running_pid() -> int | None:

@@ -122,16 +122,6 @@ def answers(settings: PodmanSettings) -> bool:
     return True
 
 
-def criu_problem(pid: int, criu: str) -> str | None:
-    path = procs.env_path(pid)
-    found = shutil.which("criu", path=path or "/usr/sbin:/usr/bin:/sbin:/bin")
-    if found is None:
-        return f"has no criu on its PATH ({path})"
-    if os.path.realpath(found) != os.path.realpath(criu):
-        return f"finds {found} on its PATH ({path}), not {criu}"
-    return None
-
-
 def ensure_service(
     plan: Plan, criu: str | None, settings: PodmanSettings, conf_changed: bool
 ) -> None:
@@ -159,7 +149,7 @@ def ensure_service(
             check_socket(settings.socket)
             return
         why = "was started before its configuration changed" if conf_changed else None
-        why = why or (criu_problem(pid, criu) if criu else None)
+        why = why or (procs.criu_problem(pid, criu) if criu else None)
         if why is None:
             check_socket(settings.socket)
             return
@@ -190,7 +180,7 @@ def ensure_service(
     pid = service_pid(settings)
     if pid is None:
         raise SetupError("the Podman service answers, but its process was not found")
-    why = criu_problem(pid, criu) if criu else None
+    why = procs.criu_problem(pid, criu) if criu else None
     if why is not None:
         raise SetupError(f"the Podman service was (re)started but still {why}")
     check_socket(settings.socket)

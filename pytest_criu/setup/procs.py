@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -69,6 +70,17 @@ def env_path(pid: int, proc: Path = PROC) -> str | None:
     for item in raw.split(b"\0"):
         if item.startswith(b"PATH="):
             return item[5:].decode(errors="replace")
+    return None
+
+
+def criu_problem(pid: int, criu: str) -> str | None:
+    """Why the daemon ``pid`` would not run ``criu`` (None: its PATH finds it first)."""
+    path = env_path(pid)
+    found = shutil.which("criu", path=path or "/usr/sbin:/usr/bin:/sbin:/bin")
+    if found is None:
+        return f"has no criu on its PATH ({path})"
+    if os.path.realpath(found) != os.path.realpath(criu):
+        return f"finds {found} on its PATH ({path}), not {criu}"
     return None
 
 

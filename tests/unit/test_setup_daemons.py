@@ -25,7 +25,7 @@ class FakeDockerd:
         monkeypatch.setattr(dockerd, "running_pid", lambda: 42 if self.running else None)
         monkeypatch.setattr(dockerd, "info", lambda: self.answer if self.running else None)
         monkeypatch.setattr(dockerd, "bridge_problem", lambda: None)
-        monkeypatch.setattr(dockerd, "criu_problem", self.criu_problem)
+        monkeypatch.setattr("pytest_criu.setup.procs.criu_problem", self.criu_problem)
         monkeypatch.setattr(dockerd, "_start", self.start)
         monkeypatch.setattr(dockerd, "_stop", self.stop)
         self.path_problem: str | None = None
@@ -98,7 +98,9 @@ class FakeService:
         self.path_problem: str | None = None
         monkeypatch.setattr(podman, "answers", lambda settings: self.answering)
         monkeypatch.setattr(podman, "service_pid", lambda settings: self.pid)
-        monkeypatch.setattr(podman, "criu_problem", lambda pid, criu: self.path_problem)
+        monkeypatch.setattr(
+            "pytest_criu.setup.procs.criu_problem", lambda pid, criu: self.path_problem
+        )
         monkeypatch.setattr(podman, "check_socket", lambda sock: self.events.append("socket"))
         monkeypatch.setattr(podman, "start", self.start)
         monkeypatch.setattr(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 from pytest_criu.setup import procs
@@ -107,3 +109,31 @@ def test_a_launcher_about_to_exec_the_daemon_is_not_taken_for_a_dead_one(tmp_pat
     fake_process(tmp_path, 13, "podman", state="Z")
     alive = [procs.starting_or_running(pid, "podman", tmp_path) for pid in (10, 11, 12, 13, 14)]
     assert alive == [True, True, False, False, False]
+
+
+def test_which_criu_a_daemon_would_run(tmp_path: Path) -> None:
+    """The daemon's own PATH decides; a real process stands in for the daemon."""
+    ours, other = tmp_path / "ours", tmp_path / "other"
+    for directory in (ours, other):
+        directory.mkdir()
+        (directory / "criu").write_text("#!/bin/sh\n")
+        (directory / "criu").chmod(0o755)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    sleep = shutil.which("sleep")
+    assert sleep is not None
+    cases = {
+        f"{ours}:{other}": None,
+        f"{other}:{ours}": f"finds {other}/criu on its PATH ({other}:{ours}), not {ours}/criu",
+        str(empty): f"has no criu on its PATH ({empty})",
+    }
+    for path, expected in cases.items():
+        with subprocess.Popen([sleep, "30"], env={"PATH": path}) as daemon:
+            try:
+                # Right after Popen returns, /proc may not show the new environment yet.
+                assert procs.wait_until(
+                    lambda pid=daemon.pid, want=path: procs.env_path(pid) == want, timeout=10
+                )
+                assert procs.criu_problem(daemon.pid, str(ours / "criu")) == expected
+            finally:
+                daemon.kill()
