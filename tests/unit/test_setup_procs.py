@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
@@ -131,9 +132,11 @@ def test_which_criu_a_daemon_would_run(tmp_path: Path) -> None:
         with subprocess.Popen([sleep, "30"], env={"PATH": path}) as daemon:
             try:
                 # Right after Popen returns, /proc may not show the new environment yet.
-                assert procs.wait_until(
-                    lambda pid=daemon.pid, want=path: procs.env_path(pid) == want, timeout=10
-                )
+                assert procs.wait_until(functools.partial(_has_path, daemon.pid, path), 10)
                 assert procs.criu_problem(daemon.pid, str(ours / "criu")) == expected
             finally:
                 daemon.kill()
+
+
+def _has_path(pid: int, path: str) -> bool:
+    return procs.env_path(pid) == path
