@@ -196,7 +196,7 @@ def running_daemon(
         process = start()
         daemon = EngineDaemon(install, base, url, process.pid, bridge, subnet, log, tmpdir, restart)
         _wait_for(daemon, process, timeout)
-        _load_image(TINY_IMAGE, url)
+        load_image(TINY_IMAGE, url)
         yield daemon
     finally:
         if process is not None:
@@ -278,8 +278,8 @@ def _wait_for(daemon: EngineDaemon, process: subprocess.Popen[bytes], timeout: f
     )
 
 
-def _load_image(image: str, url: str) -> None:
-    """``docker save IMAGE | docker -H URL load`` (the main daemon's tiny image)."""
+def load_image(image: str, url: str) -> None:
+    """``docker save IMAGE | docker -H URL load``: an image of the main daemon into ``url``."""
     env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "DOCKER_CONTEXT")}
     with subprocess.Popen(
         ["docker", "save", image], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env

@@ -11,9 +11,12 @@ For each engine it downloads the `docker.io` and `containerd` packages (nothing 
 private apt state under /var/cache/pytest-criu/engines-apt/SUITE (the host's Debian archive,
 as `pytest-criu setup` finds it for CRIU), unpacks them with dpkg-deb -x into
 PREFIX/ENGINE/root, and makes PREFIX/ENGINE/bin hold what a daemon started with that directory
-first on its PATH needs: dockerd, docker-proxy, containerd, containerd-shim-runc-v2, ctr from
-the packages, and runc -> /usr/sbin/runc (bookworm's runc 1.1.x: the newer suites' runc needs
-a newer glibc than the host's, their dockerd and containerd do not). PREFIX/ENGINE/engine.env
+first on its PATH needs: dockerd, docker-proxy, containerd, containerd-shim-runc-v2, ctr and
+runc, as the suite ships them. The suite's runc needs a newer glibc than the host's (its dockerd
+and containerd do not): its `runc` package is unpacked with the closure of its dependencies,
+glibc included, and the binary's ELF interpreter and run path are set to that glibc with the
+suite's own patchelf (itself run through the unpacked ld.so). A wrapper script that calls ld.so
+would not do: runc starts containers by executing /proc/self/exe. PREFIX/ENGINE/engine.env
 names the versions (read by tests/engines.py).
 
 Idempotent: an engine whose prefix is complete and whose dockerd and containerd run is left
@@ -41,7 +44,9 @@ from pytest_criu.setup.system import SetupError
 
 PREFIX = Path(os.environ.get("PYTEST_CRIU_ENGINES_PREFIX") or "/opt/pytest-criu/engines")
 APT_WORK = Path("/var/cache/pytest-criu/engines-apt")
-SYSTEM_RUNC = Path("/usr/sbin/runc")
+LIB_DIR = "usr/lib/x86_64-linux-gnu"
+LOADER = f"{LIB_DIR}/ld-linux-x86-64.so.2"
+RUNC = "usr/sbin/runc"
 BINARIES = (
     "usr/sbin/dockerd",
     "usr/sbin/docker-proxy",
@@ -75,7 +80,7 @@ def engine_ok(directory: Path, major: str) -> bool:
         return False
     if not all(os.access(directory / "bin" / Path(b).name, os.X_OK) for b in BINARIES):
         return False
-    if os.readlink(directory / "bin/runc") != str(SYSTEM_RUNC):
+    if not os.access(directory / "bin/runc", os.X_OK) or not version_line(directory / "bin/runc"):
         return False
     dockerd = version_line(directory / "bin/dockerd") or ""
     return dockerd.startswith(f"Docker version {major}.") and bool(
@@ -96,85 +101,117 @@ def private_apt(suite: str) -> apt.PrivateApt:
     return apt.PrivateApt(run, APT_WORK / suite, uri, suite, criu.keyring(installer))
 
 
+class Packages(NamedTuple):
+    """The versions of a suite's packages that make an engine."""
+
+    docker: str
+    containerd: str
+    runc: str
+
+
 def install(engine: Engine, refresh: bool) -> None:
     directory = PREFIX / engine.name
     began = time.monotonic()
     if not refresh and engine_ok(directory, engine.major):
         known = facts(directory)
         log(f"{engine.name}: present (Docker {known.get('DOCKER_VERSION')}, containerd "
-            f"{known.get('CONTAINERD_VERSION')})")  # fmt: skip
+            f"{known.get('CONTAINERD_VERSION')}, runc {known.get('RUNC_VERSION')})")  # fmt: skip
         return
     private = private_apt(engine.suite)
     log(f"{engine.name}: apt-get update for Debian {engine.suite} (private state {private.work})")
     private.update()
-    docker_v, containerd_v = private.candidate("docker.io"), private.candidate("containerd")
-    if docker_v is None or containerd_v is None:
-        raise SetupError(f"Debian {engine.suite} lacks docker.io or containerd")
-    if not docker_v.startswith(f"{engine.major}."):
-        why = f"Debian {engine.suite} now has docker.io {docker_v}, not {engine.major}.x"
-        if engine_ok(directory, engine.major):
-            log(f"WARNING: {engine.name}: {why}; keeping the installed one")
-        else:
-            (PREFIX / f"{engine.name}.unavailable").write_text(why + "\n")
-            log(f"WARNING: {engine.name}: {why}; not installed (its tests say so); update "
-                "ENGINES in tests/tooling/engines.py to the version you want to test")  # fmt: skip
+    wanted = candidates(private, engine)
+    if wanted is None:
         return
     if engine_ok(directory, engine.major):
         known = facts(directory)
-        if (known.get("DOCKER_PACKAGE"), known.get("CONTAINERD_PACKAGE")) == (
-            docker_v,
-            containerd_v,
-        ):
-            log(f"{engine.name}: present and current (docker.io {docker_v})")
+        if (known.get("DOCKER_PACKAGE"), known.get("CONTAINERD_PACKAGE"),
+                known.get("RUNC_PACKAGE")) == wanted:  # fmt: skip
+            log(f"{engine.name}: present and current (docker.io {wanted.docker})")
             return
+    unpack(engine, private, wanted, directory)
+    (PREFIX / f"{engine.name}.unavailable").unlink(missing_ok=True)
+    log(f"{engine.name}: installed into {directory} in {time.monotonic() - began:.1f} s")
+
+
+def candidates(private: apt.PrivateApt, engine: Engine) -> Packages | None:
+    """The suite's versions, or None (and a note saying why) when it no longer has the major."""
+    docker_v, containerd_v = private.candidate("docker.io"), private.candidate("containerd")
+    runc_v = private.candidate("runc")
+    if docker_v is None or containerd_v is None or runc_v is None:
+        raise SetupError(f"Debian {engine.suite} lacks docker.io, containerd or runc")
+    if docker_v.startswith(f"{engine.major}."):
+        return Packages(docker_v, containerd_v, runc_v)
+    why = f"Debian {engine.suite} now has docker.io {docker_v}, not {engine.major}.x"
+    if engine_ok(PREFIX / engine.name, engine.major):
+        log(f"WARNING: {engine.name}: {why}; keeping the installed one")
+    else:
+        (PREFIX / f"{engine.name}.unavailable").write_text(why + "\n")
+        log(f"WARNING: {engine.name}: {why}; not installed (its tests say so); update "
+            "ENGINES in tests/tooling/engines.py to the version you want to test")  # fmt: skip
+    return None
+
+
+def unpack(engine: Engine, private: apt.PrivateApt, wanted: Packages, directory: Path) -> None:
+    """Download ``wanted`` and unpack it into ``directory`` (replaced only once it works)."""
     debs_dir = private.work / "debs"
     shutil.rmtree(debs_dir, ignore_errors=True)
-    log(f"{engine.name}: downloading docker.io {docker_v} and containerd {containerd_v}")
-    debs = private.download([f"docker.io={docker_v}", f"containerd={containerd_v}"], debs_dir)
+    log(f"{engine.name}: downloading docker.io {wanted.docker}, containerd {wanted.containerd}, "
+        f"runc {wanted.runc} (with its libraries) and patchelf")  # fmt: skip
+    pinned = [f"docker.io={wanted.docker}", f"containerd={wanted.containerd}"]
+    debs = private.download([*pinned, *private.depends("runc", "patchelf")], debs_dir)
     stage = directory.with_name(directory.name + ".new")
     shutil.rmtree(stage, ignore_errors=True)
     (stage / "bin").mkdir(parents=True)
     for deb in debs:
         subprocess.run(["dpkg-deb", "-x", str(deb), str(stage / "root")], check=True)
-    for binary in BINARIES:
+    shutil.rmtree(debs_dir, ignore_errors=True)
+    for binary in (*BINARIES, RUNC):
         if not os.access(stage / "root" / binary, os.X_OK):
             raise SetupError(f"{engine.name}: the packages lack {binary}")
         (stage / "bin" / Path(binary).name).symlink_to(Path("../root") / binary)
-    (stage / "bin/runc").symlink_to(SYSTEM_RUNC)
+    bind_to_own_glibc(stage / "root", RUNC, final_root=directory / "root")
     dockerd = version_line(stage / "bin/dockerd")
     containerd = version_line(stage / "bin/containerd")
     if not dockerd or not containerd or not dockerd.startswith(f"Docker version {engine.major}."):
         raise SetupError(f"{engine.name}: its daemons do not run here: {dockerd!r} {containerd!r}")
-    runc = (version_line(SYSTEM_RUNC) or "runc version ?").splitlines()[0].split()[2]
-    (stage / "engine.env").write_text(
-        engine_env(
-            engine,
-            dockerd=dockerd,
-            containerd=containerd,
-            docker_v=docker_v,
-            containerd_v=containerd_v,
-            runc=runc,
-        )
-    )
     shutil.rmtree(directory, ignore_errors=True)
     stage.rename(directory)
-    (PREFIX / f"{engine.name}.unavailable").unlink(missing_ok=True)
-    shutil.rmtree(debs_dir, ignore_errors=True)
-    log(f"{engine.name}: installed into {directory} in {time.monotonic() - began:.1f} s")
+    runc = version_line(directory / "bin/runc")
+    if not runc:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise SetupError(f"{engine.name}: runc {wanted.runc} does not run with its own glibc")
+    lines = engine_env(engine, dockerd=dockerd, containerd=containerd, runc=runc, wanted=wanted)
+    (directory / "engine.env").write_text(lines)
+
+
+def bind_to_own_glibc(root: Path, binary: str, *, final_root: Path) -> None:
+    """Make ``root/binary`` load the glibc unpacked beside it, once ``root`` is at ``final_root``."""
+    loader = root / LOADER
+    patch = [str(loader), "--library-path", str(root / LIB_DIR), str(root / "usr/bin/patchelf")]
+    done = system.run(
+        [*patch, "--set-interpreter", str(final_root / LOADER), "--set-rpath",
+         str(final_root / LIB_DIR), str(root / binary)],
+        timeout=60,
+    )  # fmt: skip
+    if not done.ok:
+        raise SetupError(f"patchelf {binary} failed: {done.why()}")
 
 
 def engine_env(
-    engine: Engine, *, dockerd: str, containerd: str, docker_v: str, containerd_v: str, runc: str
+    engine: Engine, *, dockerd: str, containerd: str, runc: str, wanted: Packages
 ) -> str:
     """engine.env's text. "Docker version 26.1.5+dfsg1, build 411e817" gives 26.1.5;
-    "containerd github.com/containerd/containerd v1.7.24~ds1 ..." gives 1.7.24."""
+    "containerd github.com/containerd/containerd v1.7.24~ds1 ..." gives 1.7.24;
+    "runc version 1.3.6+ds1" gives 1.3.6+ds1 (what the daemon reports as runc's commit)."""
     dv = dockerd.removeprefix("Docker version ").split("+")[0].split(",")[0]
     cv = containerd.split()[2].removeprefix("v").split("+")[0].split("~")[0]
+    rv = runc.splitlines()[0].split()[2]
     return (
         "# written by pytest-criu's tests/tooling/engines.py\n"
         f"ENGINE={engine.name}\nSUITE={engine.suite}\nDOCKER_VERSION={dv}\n"
-        f"CONTAINERD_VERSION={cv}\nDOCKER_PACKAGE={docker_v}\n"
-        f"CONTAINERD_PACKAGE={containerd_v}\nRUNC={SYSTEM_RUNC}\nRUNC_VERSION={runc}\n"
+        f"CONTAINERD_VERSION={cv}\nRUNC_VERSION={rv}\nDOCKER_PACKAGE={wanted.docker}\n"
+        f"CONTAINERD_PACKAGE={wanted.containerd}\nRUNC_PACKAGE={wanted.runc}\n"
     )
 
 
@@ -192,9 +229,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown engine(s) {', '.join(sorted(unknown))}; known: docker-26, docker-28")
     if os.geteuid() != 0:
         log("must run as root: sudo .venv/bin/python -m tests.tooling.engines")
-        return 1
-    if not os.access(SYSTEM_RUNC, os.X_OK):
-        log(f"{SYSTEM_RUNC} not found: run sudo .venv/bin/pytest-criu setup first (package runc)")
         return 1
     PREFIX.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.tooling.engines import ENGINES, engine_env
+from tests.tooling.engines import ENGINES, Packages, engine_env
 
 
 def test_engine_env_records_upstream_versions_and_packages() -> None:
@@ -10,9 +10,8 @@ def test_engine_env_records_upstream_versions_and_packages() -> None:
         ENGINES[0],
         dockerd="Docker version 26.1.5+dfsg1, build 411e817",
         containerd="containerd github.com/containerd/containerd 1.7.24~ds1 1.7.24~ds1-6+deb13u1",
-        docker_v="26.1.5+dfsg1-9+deb13u1+b1",
-        containerd_v="1.7.24~ds1-6+deb13u1",
-        runc="1.1.5+ds1",
+        runc="runc version 1.1.15+ds1\ncommit: 1.1.15+ds1-2\nspec: 1.0.2-dev",
+        wanted=Packages("26.1.5+dfsg1-9+deb13u1+b1", "1.7.24~ds1-6+deb13u1", "1.1.15+ds1-2"),
     )
     lines = text.splitlines()
     assert lines[0].startswith("# written by")
@@ -21,8 +20,8 @@ def test_engine_env_records_upstream_versions_and_packages() -> None:
         "SUITE=trixie",
         "DOCKER_VERSION=26.1.5",
         "CONTAINERD_VERSION=1.7.24",
+        "RUNC_VERSION=1.1.15+ds1",
         "DOCKER_PACKAGE=26.1.5+dfsg1-9+deb13u1+b1",
         "CONTAINERD_PACKAGE=1.7.24~ds1-6+deb13u1",
-        "RUNC=/usr/sbin/runc",
-        "RUNC_VERSION=1.1.5+ds1",
+        "RUNC_PACKAGE=1.1.15+ds1-2",
     ]
