@@ -44,6 +44,8 @@ STRATEGY_OPTIONS: dict[str, tuple[str, ...]] = {
     "fresh": ("--criu-strategy=fresh",),
     # Docker without network holders: a namespace, veth and port proxy per restore.
     "fresh-own": ("--criu-strategy=fresh", "--criu-network-holder=off"),
+    # Docker with one holder for the session: the previous container stops first.
+    "fresh-stable": ("--criu-strategy=fresh", "--criu-network-holder=stable"),
     "inplace": ("--criu-strategy=inplace",),
     "recreate": ("--criu-fallback=recreate", "--criu-binary=/nonexistent"),
     "ahead": ("--criu-strategy=fresh", "--criu-restore-ahead"),
@@ -53,7 +55,7 @@ STRATEGY_OPTIONS: dict[str, tuple[str, ...]] = {
 }
 #: Strategies measured without restore-ahead: the option is passed where the plugin knows it
 #: (since restore-ahead became the default), so that (a) stays the restore a test waits for.
-WITHOUT_AHEAD = ("fresh", "fresh-own", "fresh-deferred")
+WITHOUT_AHEAD = ("fresh", "fresh-own", "fresh-stable", "fresh-deferred")
 HOLDER_FLAG = "--criu-network-holder"
 NO_AHEAD_FLAG = "--criu-no-restore-ahead"
 ENGINE_FLAG = "--criu-engine"

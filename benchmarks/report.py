@@ -19,6 +19,7 @@ from .stats import bootstrap_ratio, linear_fit, median, milliseconds, p95, ratio
 LABELS = {
     "fresh": "(a) plugin, fresh restore",
     "fresh-own": "(a-own) (a) with --criu-network-holder=off: a namespace per restore",
+    "fresh-stable": "(a-stable) (a) with --criu-network-holder=stable: one holder, same address",
     "inplace": "(b) plugin, in-place restore",
     "recreate": "(c) baseline: new container + ready + prepare",
     "engine": "(d) engine floor: start?checkpoint= only",
@@ -29,6 +30,7 @@ LABELS = {
 SHORT = {
     "fresh": "a",
     "fresh-own": "a-own",
+    "fresh-stable": "a-stable",
     "inplace": "b",
     "recreate": "c",
     "engine": "d",

@@ -45,8 +45,17 @@ if TYPE_CHECKING:  # not at run time: commits before the Podman backend lack the
     from pytest_criu.engine.compat import ContainerEngine
 
 RESULTS = Path(__file__).resolve().parent / "results"
-STRATEGIES = ("fresh", "fresh-own", "inplace", "recreate", "engine", "engine-rm", "criu")
-PLUGIN_STRATEGIES = ("fresh", "fresh-own", "inplace", "recreate", "fresh-deferred")
+STRATEGIES = (
+    "fresh",
+    "fresh-own",
+    "fresh-stable",
+    "inplace",
+    "recreate",
+    "engine",
+    "engine-rm",
+    "criu",
+)
+PLUGIN_STRATEGIES = ("fresh", "fresh-own", "fresh-stable", "inplace", "recreate", "fresh-deferred")
 PROPOSED = ("fresh-deferred",)
 """Prototypes of proposed plugin changes, run with ``--proposals``."""
 ENGINES = ("docker", "podman")
@@ -344,10 +353,11 @@ def _workload_results(
                 "not applicable: state the tests change lives in the writable layer, "
                 "which inplace does not reset"
             )
-        if engine_name != "docker":
-            result.series["fresh-own"].skipped = "not applicable: network holders are Docker's"
-        elif HOLDER_FLAG not in plugin_flags():
-            result.series["fresh-own"].skipped = "the benchmarked plugin has no network holders"
+        for variant in ("fresh-own", "fresh-stable"):
+            if engine_name != "docker":
+                result.series[variant].skipped = "not applicable: network holders are Docker's"
+            elif HOLDER_FLAG not in plugin_flags():
+                result.series[variant].skipped = "the benchmarked plugin has no network holders"
         results[engine_name] = result
     return strategies, results
 

@@ -220,6 +220,8 @@ class Runtime:
         return controller
 
     def _key(self, controller: WarmContainer, declaration: Declaration) -> str:
+        from .engine.holders import checkpoint_network
+
         image = controller.resolve_image()
         parts: dict[str, object] = {
             "name": controller.name,
@@ -228,7 +230,7 @@ class Runtime:
             "spec": declaration.spec.fingerprint(),
             "tmpfs": sorted(controller.tmpfs.items()),
             # A checkpoint taken in a holder's namespace restores only into one.
-            "network": controller.network,
+            "network": checkpoint_network(controller.network),
         }
         if self.settings.cache:
             version = self.engine.version()

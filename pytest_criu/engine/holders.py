@@ -9,7 +9,9 @@ container of the same image running ``sleep``, which owns the namespace and the 
 ports. Holders also make restores faster on every Docker version (creating a namespace, veth
 and port proxy is about 0.2 s of each restore), and they can be made ahead, off the critical
 path: each restored container gets a holder of its own, so a container restored ahead never
-competes for ports with the one a test is using.
+competes for ports with the one a test is using. With ``stable``, one holder serves the whole
+session instead: the address and the published ports never change, at the price of stopping
+the previous container before each restore (restore-ahead is off).
 """
 
 from __future__ import annotations
@@ -25,15 +27,16 @@ from typing import Literal
 from .errors import EngineError, SpecError
 from .spec import ContainerSpec
 
-NetworkPath = Literal["holder", "own", "host", "joined"]
+NetworkPath = Literal["holder", "stable", "own", "host", "joined"]
 """How a warm container's network is set up.
 
-``holder``: it joins a holder's namespace; ``own``: a namespace of its own per container
+``holder``: it joins a holder's namespace, a new one per restore; ``stable``: one holder's
+namespace for the whole session; ``own``: a namespace of its own per container
 (bridge or none); ``host``: the host's namespace; ``joined``: a namespace the user named
 (``network_mode="container:..."``).
 """
-HolderSetting = Literal["auto", "on", "off"]
-HOLDER_SETTINGS: tuple[HolderSetting, ...] = ("auto", "on", "off")
+HolderSetting = Literal["auto", "on", "off", "stable"]
+HOLDER_SETTINGS: tuple[HolderSetting, ...] = ("auto", "on", "off", "stable")
 # Large enough to outlive any session; GNU coreutils' and busybox' sleep both take it.
 SLEEP_SECONDS = "2147483647"
 # create_options that belong to the network namespace's owner: Docker refuses them on a
@@ -53,13 +56,20 @@ def network_path(engine: str, network_mode: str | None, setting: HolderSetting) 
     if network_mode is not None and network_mode.startswith("container:"):
         return "joined"
     if engine != "docker":
-        if setting == "on":
+        if setting in ("on", "stable"):
             raise SpecError(
-                f"--criu-network-holder=on: network holders are for Docker; {engine} restores "
-                "containers with a network namespace of their own. Use auto or off"
+                f"--criu-network-holder={setting}: network holders are for Docker; {engine} "
+                "restores containers with a network namespace of their own. Use auto or off"
             )
         return "own"
-    return "own" if setting == "off" else "holder"
+    if setting == "off":
+        return "own"
+    return "stable" if setting == "stable" else "holder"
+
+
+def checkpoint_network(path: NetworkPath) -> NetworkPath:
+    """What a checkpoint taken on ``path`` needs to restore: any holder's namespace will do."""
+    return "holder" if path == "stable" else path
 
 
 def describe(path: NetworkPath) -> str:
@@ -67,6 +77,8 @@ def describe(path: NetworkPath) -> str:
     return {
         "holder": "joins a network holder (a sleeping container of the same image that owns "
         "the namespace and the published ports; one per restore, made ahead)",
+        "stable": "joins one network holder for the whole session: the address and the "
+        "published ports never change (the previous container stops first; restore-ahead off)",
         "own": "a network namespace of its own for every container",
         "host": "the host's network namespace (restore-ahead off)",
         "joined": "the network namespace of the container named by network_mode",

@@ -226,6 +226,7 @@ class WarmContainer:
             engine.name, spec.network_mode, options.network_holder
         )
         self._holders: HolderPool | None = None
+        self._stable_holder: str | None = None
         self._holder_image = ""
         self._remover = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"criu-rm-{name}")
         self._ahead: ThreadPoolExecutor | None = None
@@ -283,9 +284,12 @@ class WarmContainer:
         except BaseException:
             self._remove_now(source)
             raise
-        # The stopped source goes to the store; the holder of its namespace is done.
+        # The stopped source goes to the store; the holder of its namespace is done, unless
+        # it is to keep the address for the session.
         holder = self._tracked.drop(source)
-        if holder is not None:
+        if holder is not None and self.network == "stable":
+            self._stable_holder = holder
+        elif holder is not None:
             self._discard(holder)
         checkpoint = self.engine.checkpoint_dir(source, CHECKPOINT_NAME)
         return Snapshot(
@@ -315,10 +319,11 @@ class WarmContainer:
         with self._phase("first restore"):
             self._current = self._restore_one()
         self.restores = 1
-        if self.options.restore_ahead and self.spec.network_mode == "host":
-            # The next container would bind the same host ports and take new connections.
+        if self.options.restore_ahead and self._one_namespace:
+            # The next container would bind the same ports and take new connections.
+            why = "host networking" if self.network == "host" else "a stable address"
             self.say(
-                f"{self.name}: restore-ahead is off: with host networking the container "
+                f"{self.name}: restore-ahead is off: with {why} the container "
                 "restored ahead would take over the current one's ports"
             )
         elif self.options.restore_ahead and self.options.strategy == "fresh":
@@ -370,14 +375,13 @@ class WarmContainer:
         self._lost = "the last reset failed; the next marked test tries again"
         replaced: str | None = None
         if previous is not None and (self.mode == "recreate" or self.options.strategy == "fresh"):
-            if self.spec.network_mode == "host":
-                # Gone before the next one listens on the same host ports: CRIU would let
-                # both listen, and the test could reach the old one.
-                self._remove_now(previous.id)
-            else:
-                # Removed once the next one runs: removing it meanwhile slows the restore
-                # (Podman's by about half, measured by the benchmarks).
-                replaced = previous.id
+            if self._one_namespace:
+                # Stopped before the next one listens on the same ports: CRIU would let both
+                # listen, and the test could reach the old one.
+                self.engine.kill(previous.id)
+            # Removed once the next one runs: removing it meanwhile slows the restore
+            # (Podman's by about half, measured by the benchmarks).
+            replaced = previous.id
             previous = None
         retries = self.options.restore_retries
         try:
@@ -506,8 +510,21 @@ class WarmContainer:
         self._tracked.add(container_id, holder)
         return container_id
 
+    @property
+    def _one_namespace(self) -> bool:
+        """Whether every container of the session listens in the same network namespace."""
+        return self.network in ("host", "stable")
+
     def _take_holder(self) -> str | None:
         """A running network holder for the next container, when this path uses them."""
+        if self.network == "stable":
+            holder = self._stable_holder
+            if holder is None or not self._holder_running(holder):
+                self._stable_holder = None
+                if holder is not None:
+                    self._discard(holder)
+                self._stable_holder = self._make_holder()
+            return self._stable_holder
         if self.network != "holder":
             return None
         if self._holders is None:
@@ -661,8 +678,10 @@ class WarmContainer:
         )
 
     def _remove_now(self, container_id: str) -> None:
-        """Remove a container, then its holder (kept ones stay); what fails, the session's
-        clean-up removes."""
+        """Remove a container, then its holder (kept ones stay; the stable holder stays for
+        the session); what fails, the session's clean-up removes."""
+        if container_id == self._stable_holder:
+            return
         kept = self._tracked.is_kept(container_id)
         if not kept:
             with contextlib.suppress(Exception):

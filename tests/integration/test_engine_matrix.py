@@ -471,6 +471,66 @@ def test_host_network_turns_restore_ahead_off(
     assert count_listeners(port) == 0
 
 
+# -- a stable address ---------------------------------------------------------------------
+
+STABLE_TESTS = """
+import urllib.request
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def address(box):
+    # Taken once, before the first marked test: a session-wide client would keep it.
+    return box.address(8080)
+
+
+def get(address):
+    host, port = address
+    with urllib.request.urlopen(f"http://{host}:{port}/", timeout=5) as response:
+        return response.read().decode().strip()
+
+
+@pytest.mark.parametrize("i", range(4))
+@pytest.mark.criu_snapshot
+def test_same_address_pristine_service(box, address, i):
+    assert box.restores == i + 1
+    assert box.address(8080) == address
+    # The previous test left "dirty" in its container; this one's answers "ok".
+    assert get(address) == "ok"
+    box.exec(["sh", "-c", "echo dirty > /var/www/index.html"])
+    assert get(address) == "dirty"
+"""
+
+
+@pytest.mark.parametrize("engine", ["docker-20", "docker-28"])
+def test_stable_address_serves_each_pristine_container(
+    request: pytest.FixtureRequest,
+    pytester: pytest.Pytester,
+    left_behind: list[Target],
+    engine: str,
+) -> None:
+    """--criu-network-holder=stable: one holder for the session, so its port never changes."""
+    target = watched(request, left_behind, engine)
+    write_suite(pytester, "bridge")
+    pytester.makepyfile(test_stable=STABLE_TESTS)
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        f"--criu-docker-url={target.url}",
+        "--criu-network-holder=stable",
+        "--criu-restore-ahead",
+        timeout=300,
+    )
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        [
+            "*box: restore-ahead is off: with a stable address*",
+            "box: snapshot/fresh; *; 4 restores; *",
+        ]
+    )
+
+
 INPLACE_TESTS = """
 import pytest
 

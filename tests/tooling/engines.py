@@ -76,8 +76,8 @@ def version_line(binary: Path) -> str | None:
 
 def engine_ok(directory: Path, major: str) -> bool:
     """The prefix is complete and its daemons run on this host's libc."""
-    if not (directory / "engine.env").is_file():
-        return False
+    if not (directory / "engine.env").is_file() or "RUNC_PACKAGE" not in facts(directory):
+        return False  # missing, or from before engines had their suite's own runc
     if not all(os.access(directory / "bin" / Path(b).name, os.X_OK) for b in BINARIES):
         return False
     if not os.access(directory / "bin/runc", os.X_OK) or not version_line(directory / "bin/runc"):

@@ -97,7 +97,7 @@ class FakeEngine:
         self.events.append(f"removed {container_id}")
 
     def kill(self, container_id: str) -> None:
-        pass
+        self.events.append(f"killed {container_id}")
 
     def logs(self, container_id: str, *, tail: int | str = "all") -> str:
         return ""
@@ -232,12 +232,13 @@ def test_the_previous_container_goes_after_the_next_one_runs(tmp_path: Path) -> 
     assert engine.events.index("restored c2") < engine.events.index("removed c1")
 
 
-def test_with_host_networking_the_previous_container_goes_first(tmp_path: Path) -> None:
+def test_with_host_networking_the_previous_container_stops_first(tmp_path: Path) -> None:
     engine = FakeEngine(tmp_path)
     controller, _ = warm(tmp_path, engine, network="host")
     controller.touch()
     controller.reset()
-    assert engine.events == ["restored c1", "removed c1", "restored c2"]
+    controller.settle(timeout=10)
+    assert engine.events == ["restored c1", "killed c1", "restored c2", "removed c1"]
     controller.close()
 
 
@@ -354,6 +355,8 @@ def test_a_holder_that_cannot_sleep_names_the_fix(tmp_path: Path) -> None:
         ("docker", "none", "auto", "holder"),
         ("docker", "bridge", "on", "holder"),
         ("docker", None, "off", "own"),
+        ("docker", "none", "stable", "stable"),
+        ("docker", "host", "stable", "host"),
         ("docker", "host", "auto", "host"),
         ("docker", "container:db", "auto", "joined"),
         ("podman", None, "auto", "own"),
@@ -364,9 +367,71 @@ def test_network_path(engine: str, network: str | None, setting: Any, path: str)
     assert network_path(engine, network, setting) == path
 
 
-def test_holders_on_podman_are_refused_with_the_choices() -> None:
-    with pytest.raises(SpecError, match="network holders are for Docker; podman restores"):
-        network_path("podman", None, "on")
+@pytest.mark.parametrize("setting", ["on", "stable"])
+def test_holders_on_podman_are_refused_with_the_choices(setting: Any) -> None:
+    with pytest.raises(SpecError) as raised:
+        network_path("podman", None, setting)
+    assert str(raised.value) == (
+        f"--criu-network-holder={setting}: network holders are for Docker; podman restores "
+        "containers with a network namespace of their own. Use auto or off"
+    )
+
+
+def test_a_stable_address_keeps_one_holder_and_stops_the_previous_container_first(
+    tmp_path: Path,
+) -> None:
+    engine = DockerLikeEngine(tmp_path)
+    controller, said = warm(tmp_path, engine, network_holder="stable", restore_ahead=True)
+    assert controller.network == "stable"
+    assert said == [
+        "box: restore-ahead is off: with a stable address the container restored ahead would "
+        "take over the current one's ports"
+    ]
+    ports = {controller.handle.port(80)}
+    for _ in range(3):
+        controller.touch()
+        previous = controller.handle.id
+        controller.reset()
+        ports.add(controller.handle.port(80))
+        current = controller.handle.id
+        assert engine.events.index(f"killed {previous}") < engine.events.index(
+            f"restored {current}"
+        )
+    controller.settle(timeout=10)
+    restored = [c for c in engine.created if c not in engine.holders()]
+    assert len(restored) == 4
+    assert len(engine.holders()) == 1, "one holder for the session"
+    assert {engine.joined(c) for c in restored} == set(engine.holders())
+    assert len(ports) == 1
+    assert set(restored[:-1]) <= set(engine.removed), "replaced containers are removed"
+    assert engine.holders()[0] not in engine.removed
+    controller.close()
+    assert sorted(engine.removed) == sorted(engine.created)
+    assert engine.removed[-1] == engine.holders()[0], "the holder goes last"
+
+
+def test_a_stable_holder_that_stopped_is_replaced(tmp_path: Path) -> None:
+    engine = DockerLikeEngine(tmp_path)
+    stopped: set[str] = set()
+    running = engine.inspect
+
+    def inspect(container_id: str) -> dict[str, Any]:
+        info = running(container_id)
+        info["State"]["Running"] = container_id not in stopped
+        return info
+
+    engine.inspect = inspect  # type: ignore[method-assign]
+    controller, _ = warm(tmp_path, engine, network_holder="stable")
+    first = engine.joined(controller.handle.id)
+    stopped.add(first)
+    controller.touch()
+    controller.reset()
+    second = engine.joined(controller.handle.id)
+    assert second != first
+    controller.settle(timeout=10)
+    assert first in engine.removed
+    controller.close()
+    assert second in engine.removed
 
 
 def test_network_settings_go_to_the_holder_the_rest_to_the_container() -> None:
