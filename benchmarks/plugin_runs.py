@@ -88,6 +88,22 @@ def test_control(i):
     pass
 """
 
+SHORT_TESTS = """
+import pytest
+
+from benchmarks.workloads import SHORT_BODIES
+
+BODY = SHORT_BODIES[{workload!r}]
+PRISTINE = {pristine!r}
+MARK = pytest.mark.criu_snapshot if PRISTINE else pytest.mark.short
+
+
+@MARK
+@pytest.mark.parametrize("i", range({tests}))
+def test_short({fixture}, i):
+    BODY({fixture}, i, pristine=PRISTINE)
+"""
+
 LONG_TESTS = """
 import json
 import os
@@ -123,13 +139,15 @@ class Batch:
     workload: str
     strategy: str
     tests: int
-    kind: str = "reset"  # "reset" | "long" | "control" (no warm container)
+    kind: str = "reset"  # "reset" | "long" | "short" | "control" (no warm container)
     engine: str = "docker"
     """``docker`` or ``podman``: passed as ``--criu-engine`` when the plugin knows it."""
     sleep: float = 0.0
     sample_every: int = 0
     light: bool = False
     """Record only the process samples (the endurance run)."""
+    pristine: bool = True
+    """Short tests: marked (a pristine container each) or not (one shared container)."""
 
 
 @dataclass
@@ -187,15 +205,22 @@ def run_batch(batch: Batch, run_id: str, *, timeout: float = 1800.0) -> BatchRes
     """Generate the suite, run pytest on it, parse what it printed and recorded."""
     with tempfile.TemporaryDirectory(prefix="pytest-criu-bench-") as scratch:
         directory = Path(scratch)
-        (directory / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
+        (directory / "pytest.ini").write_text(
+            "[pytest]\naddopts = -p no:cacheprovider\nmarkers = short: a short test\n"
+        )
         (directory / "conftest.py").write_text(
             "from benchmarks.workloads import declare\n\n"
             f"{FIXTURE} = declare({batch.workload!r}, {run_id!r})\n"
         )
-        template = {"long": LONG_TESTS, "control": CONTROL_TESTS}.get(batch.kind, RESET_TESTS)
+        templates = {"long": LONG_TESTS, "short": SHORT_TESTS, "control": CONTROL_TESTS}
+        template = templates.get(batch.kind, RESET_TESTS)
         (directory / "test_bench.py").write_text(
             textwrap.dedent(template).format(
-                workload=batch.workload, tests=batch.tests, fixture=FIXTURE, sleep=batch.sleep
+                workload=batch.workload,
+                tests=batch.tests,
+                fixture=FIXTURE,
+                sleep=batch.sleep,
+                pristine=batch.pristine,
             )
         )
         output = directory / "instrument.json"
@@ -266,7 +291,8 @@ def run_batch(batch: Batch, run_id: str, *, timeout: float = 1800.0) -> BatchRes
         result.gaps = [
             later["began"] - earlier["ended"] for earlier, later in itertools.pairwise(calls)
         ]
-        expected = 0 if batch.kind == "control" else batch.tests
+        unmarked = batch.kind == "control" or (batch.kind == "short" and not batch.pristine)
+        expected = 0 if unmarked else batch.tests
         if completed.returncode != 0 or len(timings) != expected:
             result.error = (
                 f"pytest exited with {completed.returncode}, {len(timings)} of {batch.tests} "

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import short
 from .stats import bootstrap_ratio, linear_fit, median, milliseconds, p95, ratio, seconds
 
 LABELS = {
@@ -190,6 +191,7 @@ def markdown(data: dict[str, Any]) -> str:
     lines += _sweep_section(data)
     lines += _ahead_section(data)
     lines += _flat_section(data)
+    lines += short.section(data.get("short") or [])
     lines += _errors_section(data)
     return "\n".join(lines) + "\n"
 
@@ -680,7 +682,7 @@ def _targets_section(data: dict[str, Any]) -> list[str]:
             f"{flat['leftover_containers']} left after the run.{control_text}",
             "",
         ]
-    return lines
+    return lines if len(lines) > 2 else []
 
 
 def _phase_medians(series: dict[str, Any], phases: Sequence[str]) -> list[str]:

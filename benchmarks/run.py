@@ -5,8 +5,9 @@ rounds; in each round every strategy runs one batch per engine, in an order rota
 round to round (ABCDE, BCDEA, ...; with ``--engines docker,podman`` each strategy's two
 batches run back to back, the engine that goes first alternating by round), so slow drifts
 of a noisy machine hit every strategy and every engine alike. Then the restore-ahead
-comparison (interleaved the same way) and the endurance run (500 restores in full mode), on
-every engine.
+comparison (interleaved the same way), the endurance run (500 restores in full mode) and the
+short-tests part (benchmarks/short.py: a suite of millisecond tests, pristine per test vs one
+shared container), on every engine.
 ``--proposals`` adds prototypes of proposed plugin changes to both comparisons. Results go to
 ``benchmarks/results/<run id>-<mode>/`` (run id: UTC time + random suffix) as
 ``results.json``, ``results.md`` and ``results.png``; the Markdown is printed as well.
@@ -38,6 +39,7 @@ from . import report
 from .criu_floor import CriuFloor, become_subreaper
 from .engine_floor import EngineFloor, make_floor
 from .plugin_runs import ENGINE_FLAG, HOLDER_FLAG, Batch, BatchResult, plugin_flags, run_batch
+from .short import ShortResult, measure_short
 from .source import FrozenPlugin
 from .workloads import BENCH_LABEL, WORKLOADS
 
@@ -83,6 +85,10 @@ class Plan:
     ahead_sleep: dict[str, float]
     flat_tests: int
     flat_every: int
+    short_tests: int = 50
+    """Tests in each run of the short-tests part (pristine per test vs one shared container)."""
+    short_rounds: int = 2
+    short_workload: str = "redis-10k"
     proposals: bool = False
     engines: tuple[str, ...] = ("docker",)
     """The container engines every part runs on, side by side (``--engines``)."""
@@ -117,6 +123,8 @@ FULL = Plan(
     ahead_sleep={"tiny": 1.5, "pyservice": 2.5},
     flat_tests=500,
     flat_every=25,
+    short_tests=100,
+    short_rounds=3,
 )
 
 
@@ -200,6 +208,8 @@ class Results:
     ahead: list[AheadResult] = field(default_factory=list)
     flat: list[FlatResult] = field(default_factory=list)
     """One endurance run per engine (a single object, or null, in results before engines)."""
+    short: list[ShortResult] = field(default_factory=list)
+    """The short-tests part, one per engine."""
 
 
 def log(message: str) -> None:
@@ -698,7 +708,7 @@ def parse_arguments(argv: Sequence[str] | None) -> tuple[Plan, argparse.Namespac
     parser.add_argument(
         "--skip",
         default="",
-        help="comma-separated parts to leave out: workloads, ahead, flat",
+        help="comma-separated parts to leave out: workloads, ahead, flat, short",
     )
     parser.add_argument(
         "--out", type=Path, help="results directory (default: a new one under benchmarks/results/)"
@@ -794,6 +804,16 @@ def main(argv: Sequence[str] | None = None, *, frozen: FrozenPlugin | None = Non
             if "flat" not in skip:
                 for engine_name, engine in engines.items():
                     results.flat.append(measure_flat(plan, run_id, engine_name, engine))
+            if "short" not in skip:
+                results.short = measure_short(
+                    plan.short_workload,
+                    plan.short_tests,
+                    plan.short_rounds,
+                    run_id,
+                    list(engines),
+                    log=log,
+                    rotated=rotated,
+                )
     except KeyboardInterrupt:
         log("interrupted: cleaning up and writing what was measured")
     finally:

@@ -135,6 +135,19 @@ def _redis_probe(keys: int) -> Probe:
     return probe
 
 
+def _redis_short_test(handle: ContainerHandle, i: int, *, pristine: bool) -> None:
+    """A millisecond test, as most are: connect, write two keys, read one back."""
+    client = _redis_client(handle)
+    try:
+        client.set(f"user:{i}", "name")
+        count = client.incr("short:counter")
+        assert client.get(f"user:{i}") == b"name"
+        if pristine:
+            assert count == 1, f"container not pristine: counter is {count}"
+    finally:
+        client.close()
+
+
 def _redis(name: str, keys: int) -> Workload:
     return Workload(
         name=name,
@@ -426,3 +439,7 @@ WORKLOADS: dict[str, Workload] = {
         ),
     )
 }
+
+ShortTest = Callable[..., None]
+#: The short-tests part's test bodies, by workload: ``body(handle, i, pristine=...)``.
+SHORT_BODIES: dict[str, ShortTest] = {"redis-10k": _redis_short_test}

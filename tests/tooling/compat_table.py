@@ -23,9 +23,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pytest_criu.engine.podman import PodmanEngine
 from tests.engines import find_engine, running_daemon
@@ -86,7 +87,7 @@ def engine_url(name: str) -> Iterator[str]:
             yield daemon.url
 
 
-def median_reset(report: dict[str, object]) -> float | None:
+def median_reset(report: Mapping[str, Any]) -> float | None:
     """The median reset of the report's only warm container, its first restore excluded."""
     containers = report.get("containers")
     if not isinstance(containers, list) or len(containers) != 1:
