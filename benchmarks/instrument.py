@@ -1,59 +1,54 @@
 """A pytest plugin the benchmark loads into its pytest runs (``-p benchmarks.instrument``).
 
-It changes nothing the plugin does; it only records, in memory, and writes one JSON file at
-the end of the session (path in ``$PYTEST_CRIU_BENCH_OUT``):
+It changes nothing the plugin does: it implements pytest-criu's public hooks
+(``pytest_criu_restored``, ``pytest_criu_reset``; see ``pytest_criu/hooks.py``) and pytest's
+own, records in memory, and writes one JSON file at the end of the session (path in
+``$PYTEST_CRIU_BENCH_OUT``):
 
-- every restore pytest-criu makes, with its phases (wrapping ``Stats.add_phase``, where the
-  plugin's own phase timer books them; ``WarmContainer._lap`` in older commits) and the
-  thread it ran in (restore-ahead runs in a background thread);
-- every ``reset()``: how long the test waited, and whether a restored-ahead container was
+- every restore pytest-criu makes, with its phases, the thread it ran in and whether it was
+  made ahead (restore-ahead runs in a background thread);
+- every reset: how long the test waited, and whether a restored-ahead container was
   waiting for it;
 - every test call's start and end, so the gap between two tests (what the user waits,
   pytest included) can be compared with the reset the plugin reports;
-- CRIU's own time of each restore, from its ``restore.log`` (read when the test starts,
-  outside every timed span);
+- CRIU's own time of each restore a reset handed over, from its ``restore.log`` (read when
+  the test starts, outside every timed span);
 - with ``$PYTEST_CRIU_BENCH_SAMPLE_EVERY=N``, every N-th test: the pytest process's RSS,
-  threads and open file descriptors, and the number of containers the benchmark run owns.
+  threads and open file descriptors, and the number of containers the benchmark run owns
+  (on the engine ``$PYTEST_CRIU_BENCH_ENGINE``, through a connection of its own).
 
-With ``$PYTEST_CRIU_BENCH_LIGHT=1`` only those samples are taken (nothing is wrapped or kept
-per test), so that the endurance run's memory figures are the plugin's and pytest's own.
-
-``$PYTEST_CRIU_BENCH_PROPOSALS`` (comma-separated) prototypes proposed plugin changes, for
-measuring them before anyone edits the plugin; both only move existing calls:
-
-- ``defer-remove``: a fresh reset removes the previous test's container after the new one is
-  restored instead of before (``_discard`` calls made inside ``reset`` are held back and
-  submitted when it returns), so the removal no longer competes with create and restore;
-- ``ahead-at-adopt``: with ``--criu-restore-ahead``, the first restore-ahead is started right
-  after the first restore instead of after the first reset, so the second test finds a
-  container waiting as well.
+With ``$PYTEST_CRIU_BENCH_LIGHT=1`` only those samples are taken (nothing is kept per test),
+so that the endurance run's memory figures are the plugin's and pytest's own. The per-warm
+container figures (prepare, checkpoint, size) come from the plugin's ``--criu-report``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import pytest_criu
-from pytest_criu.engine.snapshot import Stats, WarmContainer
-from pytest_criu.runtime import RUNTIME_KEY
 
 from .engine_floor import criu_restore_seconds
 from .workloads import BENCH_LABEL
 
+if TYPE_CHECKING:
+    from pytest_criu.engine.compat import ContainerEngine
+    from pytest_criu.engine.events import ResetRecord, RestoreRecord
+
 OUTPUT_ENV = "PYTEST_CRIU_BENCH_OUT"
 LIGHT_ENV = "PYTEST_CRIU_BENCH_LIGHT"
-PROPOSALS_ENV = "PYTEST_CRIU_BENCH_PROPOSALS"
-PROPOSALS = ("defer-remove", "ahead-at-adopt")
 SAMPLE_ENV = "PYTEST_CRIU_BENCH_SAMPLE_EVERY"
 RUN_ENV = "PYTEST_CRIU_BENCH_RUN"
+ENGINE_ENV = "PYTEST_CRIU_BENCH_ENGINE"
 
 
 class Recorder:
@@ -65,127 +60,44 @@ class Recorder:
         self.calls: list[dict[str, Any]] = []
         self.samples: list[dict[str, Any]] = []
         self.criu: list[dict[str, Any]] = []
-        self.nodeid = ""
         self.tests = 0
-        self._local = threading.local()
+        self._handed: list[str] = []
+        """Containers resets handed over whose CRIU time is still to be read."""
+        self._engine: ContainerEngine | None = None
         self._lock = threading.Lock()
-        self._seen_restores: set[tuple[str, int]] = set()
 
-    def install(self) -> None:
-        recorder = self
-        original_restore_one = WarmContainer._restore_one
-        original_in_place = WarmContainer._restore_in_place
-        original_reset = WarmContainer.reset
-        self._install_phase_timer()
+    @property
+    def recording(self) -> bool:
+        return bool(os.environ.get(OUTPUT_ENV)) and not os.environ.get(LIGHT_ENV)
 
-        def restore_one(self: WarmContainer) -> Any:
-            with recorder._group("fresh"):
-                container = original_restore_one(self)
-                recorder._local.group["container"] = container.id
-            return container
+    def restored(self, record: RestoreRecord) -> None:
+        entry = dataclasses.asdict(record)
+        entry["ok"] = record.ok
+        self.restores.append(entry)
 
-        def restore_in_place(self: WarmContainer, container_id: str) -> Any:
-            with recorder._group("inplace"):
-                recorder._local.group["container"] = container_id
-                return original_in_place(self, container_id)
-
-        def reset(self: WarmContainer) -> float:
-            pending = self._next
-            entry: dict[str, Any] = {
-                "nodeid": recorder.nodeid,
-                "fixture": self.name,
-                "ahead_pending": pending is not None,
-                "ahead_done": bool(pending is not None and pending.done()),
-                "began": time.monotonic(),
+    def reset(self, item: pytest.Item, record: ResetRecord) -> None:
+        self.resets.append(
+            {
+                "nodeid": item.nodeid,
+                "fixture": record.fixture,
+                "ahead_pending": record.ahead_pending,
+                "ahead_done": record.ahead_ready,
+                "began": record.began,
+                "ended": record.ended,
+                "seconds": record.seconds,
+                "container": record.container,
             }
-            waited = original_reset(self)
-            entry.update(ended=time.monotonic(), seconds=waited)
-            entry["container"] = self._current.id if self._current else None
-            with recorder._lock:
-                recorder.resets.append(entry)
-            return waited
+        )
+        if record.seconds > 0 and record.container:
+            self._handed.append(record.container)
 
-        WarmContainer._restore_one = restore_one  # type: ignore[method-assign]
-        WarmContainer._restore_in_place = restore_in_place  # type: ignore[method-assign]
-        WarmContainer.reset = reset  # type: ignore[method-assign]
+    def note_criu(self) -> None:
+        """CRIU's time of the restores behind the containers the last resets handed over."""
+        handed, self._handed = self._handed, []
+        for container in handed:
+            self.criu.append({"container": container, "criu": criu_restore_seconds(container)})
 
-    def _note_phase(self, phase: str, seconds: float) -> None:
-        group = getattr(self._local, "group", None)
-        if group is not None:
-            group["phases"][phase] = group["phases"].get(phase, 0.0) + seconds
-
-    def _install_phase_timer(self) -> None:
-        """Record each restore phase the plugin books, in the thread that books it.
-
-        Since the engine interface (one ``restore_new`` per engine) the plugin books phases
-        through ``Stats.add_phase``, called by the stopwatch ``WarmContainer._lapper`` hands
-        to the engine; before it, ``WarmContainer._lap(phase, since)`` (``--plugin-ref`` of
-        an older commit).
-        """
-        recorder = self
-        original_lap = getattr(WarmContainer, "_lap", None)
-        if original_lap is not None:
-
-            def lap(self: WarmContainer, phase: str, since: float) -> float:
-                now: float = original_lap(self, phase, since)
-                recorder._note_phase(phase, now - since)
-                return now
-
-            WarmContainer._lap = lap  # type: ignore[attr-defined]
-            return
-        original_add_phase = Stats.add_phase
-
-        def add_phase(self: Stats, phase: str, seconds: float) -> None:
-            original_add_phase(self, phase, seconds)
-            recorder._note_phase(phase, seconds)
-
-        Stats.add_phase = add_phase  # type: ignore[method-assign]
-
-    def _group(self, kind: str) -> Any:
-        recorder = self
-
-        class Group:
-            def __enter__(self) -> None:
-                recorder._local.group = {
-                    "kind": kind,
-                    "thread": threading.current_thread().name,
-                    "began": time.monotonic(),
-                    "phases": {},
-                    "container": None,
-                }
-
-            def __exit__(self, *exc: object) -> None:
-                group = recorder._local.group
-                recorder._local.group = None
-                group["ended"] = time.monotonic()
-                group["ok"] = exc[0] is None
-                with recorder._lock:
-                    recorder.restores.append(group)
-
-        return Group()
-
-    def note_criu(self, config: pytest.Config) -> None:
-        """CRIU's time of the restore behind each current container (once per restore)."""
-        runtime = config.stash.get(RUNTIME_KEY, None)
-        if runtime is None:
-            return
-        for controller in list(runtime.controllers.values()):
-            current = controller._current
-            if current is None or controller.mode != "snapshot":
-                continue
-            key = (current.id, controller.restores)
-            if key in self._seen_restores:
-                continue
-            self._seen_restores.add(key)
-            self.criu.append(
-                {
-                    "container": current.id,
-                    "restores": controller.restores,
-                    "criu": criu_restore_seconds(current.id),
-                }
-            )
-
-    def sample(self, config: pytest.Config, index: int) -> None:
+    def sample(self, index: int) -> None:
         status = Path("/proc/self/status").read_text()
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         entry: dict[str, Any] = {
@@ -195,39 +107,22 @@ class Recorder:
             "fds": len(os.listdir("/proc/self/fd")),
             "python_threads": threading.active_count(),
         }
-        runtime = config.stash.get(RUNTIME_KEY, None)
         run = os.environ.get(RUN_ENV)
-        if runtime is not None and run:
-            controllers = list(runtime.controllers.values())
-            if controllers:
-                found = controllers[0].engine.containers(f"{BENCH_LABEL}={run}")
-                entry["containers"] = len(found)
+        if run:
+            entry["containers"] = len(self._connection().containers(f"{BENCH_LABEL}={run}"))
         self.samples.append(entry)
 
-    def dump(self, config: pytest.Config, path: Path) -> None:
-        runtime = config.stash.get(RUNTIME_KEY, None)
-        controllers: list[dict[str, Any]] = []
-        if runtime is not None:
-            for controller in [*runtime.closed, *runtime.controllers.values()]:
-                snapshot = controller._snapshot
-                stats = controller.stats
-                controllers.append(
-                    {
-                        "name": controller.name,
-                        "mode": stats.mode,
-                        "origin": stats.origin,
-                        "prepare_seconds": stats.prepare_seconds,
-                        "checkpoint_seconds": stats.checkpoint_seconds,
-                        "restores": controller.restores,
-                        "resets": list(stats.resets),
-                        "phases": dict(stats.phases),
-                        "checkpoint_bytes": sum(snapshot.files.values()) if snapshot else None,
-                        "failure": stats.failure,
-                    }
-                )
+    def _connection(self) -> ContainerEngine:
+        if self._engine is None:
+            from pytest_criu.engine.connect import connect
+
+            podman = os.environ.get(ENGINE_ENV) == "podman"
+            self._engine = connect("podman" if podman else "docker", None, timeout=60.0)
+        return self._engine
+
+    def dump(self, path: Path) -> None:
         data = {
             "plugin_file": pytest_criu.__file__,
-            "controllers": controllers,
             "restores": self.restores,
             "resets": self.resets,
             "calls": self.calls,
@@ -235,80 +130,41 @@ class Recorder:
             "samples": self.samples,
         }
         path.write_text(json.dumps(data))
+        if self._engine is not None:
+            self._engine.close()
 
 
 _RECORDER = Recorder()
 
 
-def install_proposals(names: set[str]) -> None:
-    """Patch ``WarmContainer`` with the proposed changes named (see the module docstring)."""
-    unknown = names - set(PROPOSALS)
-    if unknown:
-        raise pytest.UsageError(f"unknown proposals: {', '.join(sorted(unknown))}")
-    if "defer-remove" in names:
-        original_reset = WarmContainer.reset
-        original_discard = WarmContainer._discard
-        held = threading.local()
-
-        def discard(self: WarmContainer, container_id: str) -> None:
-            pending = getattr(held, "pending", None)
-            if pending is None:
-                original_discard(self, container_id)
-            else:
-                pending.append(container_id)
-
-        def reset(self: WarmContainer) -> float:
-            held.pending = []
-            try:
-                return original_reset(self)
-            finally:
-                pending, held.pending = held.pending, None
-                for container_id in pending:
-                    original_discard(self, container_id)
-
-        WarmContainer._discard = discard  # type: ignore[method-assign]
-        WarmContainer.reset = reset  # type: ignore[method-assign]
-    if "ahead-at-adopt" in names:
-        original_adopt = WarmContainer.adopt
-
-        def adopt(self: WarmContainer, snapshot: Any, origin: str) -> None:
-            original_adopt(self, snapshot, origin)
-            if self._ahead is not None and self._next is None:
-                self._next = self._ahead.submit(self._restore_one)
-
-        WarmContainer.adopt = adopt  # type: ignore[method-assign]
+# Optional: a --plugin-ref from before these hooks has no spec for them.
+@pytest.hookimpl(optionalhook=True)
+def pytest_criu_restored(config: pytest.Config, record: RestoreRecord) -> None:
+    if _RECORDER.recording:
+        _RECORDER.restored(record)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    proposals = {p.strip() for p in os.environ.get(PROPOSALS_ENV, "").split(",") if p.strip()}
-    if proposals:
-        install_proposals(proposals)
-    if os.environ.get(OUTPUT_ENV) and not os.environ.get(LIGHT_ENV):
-        _RECORDER.install()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
-    _RECORDER.nodeid = item.nodeid
-    return (yield)
+@pytest.hookimpl(optionalhook=True)
+def pytest_criu_reset(item: pytest.Item, record: ResetRecord) -> None:
+    if _RECORDER.recording:
+        _RECORDER.reset(item, record)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     began = time.monotonic()
-    light = bool(os.environ.get(LIGHT_ENV))
-    if not light:
-        _RECORDER.note_criu(item.config)
+    if _RECORDER.recording:
+        _RECORDER.note_criu()
     every = int(os.environ.get(SAMPLE_ENV) or 0)
     _RECORDER.tests += 1
     index = _RECORDER.tests
     if every and (index == 1 or index % every == 0):
-        _RECORDER.sample(item.config, index)
+        _RECORDER.sample(index)
     body = time.monotonic()
     try:
         return (yield)
     finally:
-        if not light:
+        if _RECORDER.recording:
             _RECORDER.calls.append(
                 {"nodeid": item.nodeid, "began": began, "body": body, "ended": time.monotonic()}
             )
@@ -321,6 +177,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     every = int(os.environ.get(SAMPLE_ENV) or 0)
     if every:
-        _RECORDER.sample(session.config, _RECORDER.tests + 1)
+        _RECORDER.sample(_RECORDER.tests + 1)
         _RECORDER.samples[-1]["after_session"] = True
-    _RECORDER.dump(session.config, Path(output))
+    _RECORDER.dump(Path(output))

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .instrument import LIGHT_ENV, OUTPUT_ENV, PROPOSALS_ENV, RUN_ENV, SAMPLE_ENV
+from .instrument import ENGINE_ENV, LIGHT_ENV, OUTPUT_ENV, RUN_ENV, SAMPLE_ENV
 from .source import FROZEN_ENV
 from .workloads import REPOSITORY
 
@@ -49,21 +49,14 @@ STRATEGY_OPTIONS: dict[str, tuple[str, ...]] = {
     "inplace": ("--criu-strategy=inplace",),
     "recreate": ("--criu-fallback=recreate", "--criu-binary=/nonexistent"),
     "ahead": ("--criu-strategy=fresh", "--criu-restore-ahead"),
-    # Prototypes of proposed plugin changes (see benchmarks/instrument.py).
-    "fresh-deferred": ("--criu-strategy=fresh",),
-    "ahead-early": ("--criu-strategy=fresh", "--criu-restore-ahead"),
 }
 #: Strategies measured without restore-ahead: the option is passed where the plugin knows it
 #: (since restore-ahead became the default), so that (a) stays the restore a test waits for.
-WITHOUT_AHEAD = ("fresh", "fresh-own", "fresh-stable", "fresh-deferred")
+WITHOUT_AHEAD = ("fresh", "fresh-own", "fresh-stable")
 HOLDER_FLAG = "--criu-network-holder"
 NO_AHEAD_FLAG = "--criu-no-restore-ahead"
 ENGINE_FLAG = "--criu-engine"
 REPORT_FLAG = "--criu-report"
-STRATEGY_PROPOSALS: dict[str, str] = {
-    "fresh-deferred": "defer-remove",
-    "ahead-early": "ahead-at-adopt",
-}
 
 RESET_TESTS = """
 import pytest
@@ -163,6 +156,8 @@ class BatchResult:
     """From the end of one test's call to the start of the next one's (pytest included)."""
     outcomes: dict[str, int] = field(default_factory=dict)
     instrument: dict[str, Any] = field(default_factory=dict)
+    containers: list[dict[str, Any]] = field(default_factory=list)
+    """The warm containers of ``--criu-report`` (prepare, checkpoint, size, resets)."""
     test_log: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
 
@@ -239,7 +234,7 @@ def run_batch(batch: Batch, run_id: str, *, timeout: float = 1800.0) -> BatchRes
             SAMPLE_ENV: str(batch.sample_every),
             "PYTEST_CRIU_BENCH_TEST_LOG": str(test_log),
             LIGHT_ENV: "1" if batch.light else "",
-            PROPOSALS_ENV: STRATEGY_PROPOSALS.get(batch.strategy, ""),
+            ENGINE_ENV: batch.engine,
         }
         command = [
             sys.executable,
@@ -278,6 +273,7 @@ def run_batch(batch: Batch, run_id: str, *, timeout: float = 1800.0) -> BatchRes
         result.outcomes = {kind: int(count) for count, kind in OUTCOMES.findall(_last(stdout))}
         timings = read_resets(report, stdout)
         result.resets = timings[1:]
+        result.containers = read_containers(report)
         if output.exists():
             result.instrument = json.loads(output.read_text())
         if test_log.exists():
@@ -318,6 +314,14 @@ def read_resets(report: Path, stdout: str) -> list[float]:
     return [
         float(test["resets"][FIXTURE]) for test in document["tests"] if FIXTURE in test["resets"]
     ]
+
+
+def read_containers(report: Path) -> list[dict[str, Any]]:
+    """The warm containers' figures in ``--criu-report`` (none without the report)."""
+    if REPORT_FLAG not in plugin_flags() or not report.exists():
+        return []
+    containers: list[dict[str, Any]] = json.loads(report.read_text())["containers"]
+    return containers
 
 
 def _last(text: str) -> str:

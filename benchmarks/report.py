@@ -26,7 +26,6 @@ LABELS = {
     "engine": "(d) engine floor: start?checkpoint= only",
     "engine-rm": "(d') (d) while the previous container is removed",
     "criu": "(e) physical floor: criu restore, plain process",
-    "fresh-deferred": "(a*) proposal: (a), old container removed after the restore",
 }
 SHORT = {
     "fresh": "a",
@@ -37,7 +36,6 @@ SHORT = {
     "engine": "d",
     "engine-rm": "d'",
     "criu": "e",
-    "fresh-deferred": "a*",
 }
 FRESH_PHASES = ("create", "place checkpoint", "engine restore", "inspect", "other (plugin)")
 INPLACE_PHASES = ("stop", "engine restore", "inspect", "other (plugin)")
@@ -49,7 +47,7 @@ ENGINE_TITLES = {"docker": "Docker", "podman": "Podman"}
 #: What the engine floor (d) times, per engine.
 FLOOR_CALLS = {"docker": "start?checkpoint=", "podman": "libpod import/restore"}
 #: The strategies whose medians the "Podman vs Docker" table compares ((e) uses no engine).
-ENGINE_COMPARED = ("fresh", "inplace", "recreate", "engine", "engine-rm", "fresh-deferred")
+ENGINE_COMPARED = ("fresh", "inplace", "recreate", "engine", "engine-rm")
 
 
 def engine_of(item: dict[str, Any]) -> str:
@@ -425,37 +423,13 @@ def targets(data: dict[str, Any]) -> dict[str, Any]:
                     "targeted": workload["name"] in TARGET_WORKLOADS,
                 }
             )
-    proposals = []
-    for workload in data["workloads"]:
-        fresh, deferred = _series(workload, "fresh"), _series(workload, "fresh-deferred")
-        a, star = fresh.get("samples") or [], deferred.get("samples") or []
-        d = _samples(workload, "engine")
-        if a and star:
-            phases = deferred.get("phases") or {}
-            proposals.append(
-                {
-                    "workload": workload["name"],
-                    "engine_name": engine_of(workload),
-                    "a": median(a),
-                    "a_star": median(star),
-                    "ratio": ratio(median(star), median(a)),
-                    "interval": bootstrap_ratio(star, a),
-                    "rounds": _round_ratios(deferred, fresh),
-                    "overhead": None if not d else (ratio(median(star), median(d)) or 0) - 1,
-                    "create": median(phases.get("create") or []),
-                    "engine": median(phases.get("engine restore") or []),
-                }
-            )
     ahead = []
     for result in data["ahead"]:
         with_ahead = result["series"]["ahead"]["samples"]
         without = result["series"]["fresh"]["samples"]
-        early = (result["series"].get("ahead-early") or {}).get("samples") or []
         middle = median(with_ahead)
         ahead.append(
             {
-                "early": median(early),
-                "early_p95": p95(early),
                 "workload": result["workload"],
                 "engine_name": engine_of(result),
                 "ahead": middle,
@@ -495,7 +469,6 @@ def targets(data: dict[str, Any]) -> dict[str, Any]:
     return {
         "overhead": overhead,
         "speedup": speedups,
-        "proposals": proposals,
         "ahead": ahead,
         "flat": flat,
     }
@@ -598,7 +571,6 @@ def _targets_section(data: dict[str, Any]) -> list[str]:
             milliseconds(entry["ahead"]),
             milliseconds(entry["ahead_p95"]),
             milliseconds(entry["steady"]),
-            f"{milliseconds(entry['early'])} / {milliseconds(entry['early_p95'])}",
             "yes" if entry["untouched"] else "**NO**",
             _verdict(entry["met"]),
         ]
@@ -617,48 +589,8 @@ def _targets_section(data: dict[str, Any]) -> list[str]:
                     "with ahead, median ms",
                     "with ahead, p95 ms",
                     "with ahead, 3rd test on, median ms",
-                    "(proposal) ahead from set-up, median / p95 ms",
                     "containers untouched",
                     "target",
-                ],
-                rows,
-            ),
-            "",
-        ]
-    rows = [
-        [
-            entry["workload"],
-            entry["engine_name"],
-            seconds(entry["a"]),
-            seconds(entry["a_star"]),
-            _times(entry["ratio"]),
-            "-"
-            if entry["interval"] is None
-            else f"{_times(entry['interval'][0])} .. {_times(entry['interval'][1])}",
-            ", ".join(_times(x) for x in entry["rounds"]) or "-",
-            milliseconds(entry["create"]),
-            milliseconds(entry["engine"]),
-            _percent(entry["overhead"]),
-        ]
-        for entry in found["proposals"]
-    ]
-    if rows:
-        lines += [
-            "Proposal (a*), prototyped in the benchmark only: the fresh reset removes the "
-            "previous container after restoring the next one (see benchmarks/instrument.py):",
-            "",
-            *_table(
-                [
-                    "workload",
-                    "engine",
-                    "(a) median s",
-                    "(a*) median s",
-                    "(a*) / (a)",
-                    "95% bootstrap",
-                    "per round",
-                    "(a*) create ms",
-                    "(a*) engine restore ms",
-                    "(a*) overhead over (d)",
                 ],
                 rows,
             ),
@@ -1081,8 +1013,8 @@ def _chart_phases(axis: Any, data: dict[str, Any]) -> None:
 
 def _chart_ahead(axis: Any, data: dict[str, Any]) -> None:
     for result in data["ahead"]:
-        names = {"fresh": "no", "ahead": "restore-ahead", "ahead-early": "ahead from set-up"}
-        for mode, marker in (("fresh", "o"), ("ahead", "x"), ("ahead-early", "+")):
+        names = {"fresh": "no", "ahead": "restore-ahead"}
+        for mode, marker in (("fresh", "o"), ("ahead", "x")):
             if mode not in result["series"]:
                 continue
             points = [

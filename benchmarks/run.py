@@ -8,7 +8,7 @@ of a noisy machine hit every strategy and every engine alike. Then the restore-a
 comparison (interleaved the same way), the endurance run (500 restores in full mode) and the
 short-tests part (benchmarks/short.py: a suite of millisecond tests, pristine per test vs one
 shared container), on every engine.
-``--proposals`` adds prototypes of proposed plugin changes to both comparisons. Results go to
+Results go to
 ``benchmarks/results/<run id>-<mode>/`` (run id: UTC time + random suffix) as
 ``results.json``, ``results.md`` and ``results.png``; the Markdown is printed as well.
 """
@@ -57,9 +57,7 @@ STRATEGIES = (
     "engine-rm",
     "criu",
 )
-PLUGIN_STRATEGIES = ("fresh", "fresh-own", "fresh-stable", "inplace", "recreate", "fresh-deferred")
-PROPOSED = ("fresh-deferred",)
-"""Prototypes of proposed plugin changes, run with ``--proposals``."""
+PLUGIN_STRATEGIES = ("fresh", "fresh-own", "fresh-stable", "inplace", "recreate")
 ENGINES = ("docker", "podman")
 DEFAULT_SOCKETS = {
     "docker": "unix:///var/run/docker.sock",
@@ -89,7 +87,6 @@ class Plan:
     """Tests in each run of the short-tests part (pristine per test vs one shared container)."""
     short_rounds: int = 2
     short_workload: str = "redis-10k"
-    proposals: bool = False
     engines: tuple[str, ...] = ("docker",)
     """The container engines every part runs on, side by side (``--engines``)."""
 
@@ -235,17 +232,15 @@ def absorb(series: Series, result: BatchResult) -> None:
     series.samples.extend(result.resets)
     series.rounds.append(list(result.resets))
     series.gaps.extend(result.gaps)
+    for container in result.containers:
+        if container.get("prepare_seconds") is not None:
+            series.prepare.append(container["prepare_seconds"])
+        if container.get("checkpoint_seconds") is not None:
+            series.checkpoint.append(container["checkpoint_seconds"])
+        if container.get("checkpoint_bytes"):
+            series.checkpoint_bytes.append(container["checkpoint_bytes"])
     data = result.instrument
-    for controller in data.get("controllers", []):
-        if controller.get("prepare_seconds") is not None:
-            series.prepare.append(controller["prepare_seconds"])
-        if controller.get("checkpoint_seconds") is not None:
-            series.checkpoint.append(controller["checkpoint_seconds"])
-        if controller.get("checkpoint_bytes"):
-            series.checkpoint_bytes.append(controller["checkpoint_bytes"])
-    series.criu.extend(
-        entry["criu"] for entry in data.get("criu", []) if entry["restores"] > 1 and entry["criu"]
-    )
+    series.criu.extend(entry["criu"] for entry in data.get("criu", []) if entry["criu"])
     restores = [r for r in data.get("restores", []) if r.get("ok")]
     for reset in data.get("resets", []):
         if reset["seconds"] == 0.0:
@@ -352,7 +347,7 @@ def _workload_results(
 ) -> tuple[list[str], dict[str, WorkloadResult]]:
     """The strategies that apply to workload ``name``, and an empty result per engine."""
     workload = WORKLOADS[name]
-    everything = (*STRATEGIES, *PROPOSED) if plan.proposals else STRATEGIES
+    everything = STRATEGIES
     strategies = [s for s in everything if s != "inplace" or workload.inplace_ok]
     results: dict[str, WorkloadResult] = {}
     for engine_name in engines:
@@ -514,7 +509,7 @@ def _absorb_ahead(result: AheadResult, mode: str, batch: BatchResult) -> None:
 def measure_ahead(name: str, plan: Plan, run_id: str, engines: Sequence[str]) -> list[AheadResult]:
     """Long tests (each longer than a restore) with and without restore-ahead, interleaved."""
     sleep = plan.ahead_sleep.get(name, 2.0)
-    modes = ("fresh", "ahead", "ahead-early") if plan.proposals else ("fresh", "ahead")
+    modes = ("fresh", "ahead")
     results: dict[str, AheadResult] = {}
     for engine_name in engines:
         result = AheadResult(workload=name, sleep=sleep, engine=engine_name)
@@ -715,12 +710,6 @@ def parse_arguments(argv: Sequence[str] | None) -> tuple[Plan, argparse.Namespac
     )
     parser.add_argument("--no-chart", action="store_true", help="do not draw results.png")
     parser.add_argument(
-        "--proposals",
-        action="store_true",
-        help="also run prototypes of proposed plugin changes (a*: remove the old container "
-        "after the restore; restore-ahead started at set-up)",
-    )
-    parser.add_argument(
         "--plugin-ref",
         metavar="REF",
         help="benchmark pytest_criu as committed at REF (git archive; the repository is not "
@@ -735,8 +724,6 @@ def parse_arguments(argv: Sequence[str] | None) -> tuple[Plan, argparse.Namespac
         if unknown:
             parser.error(f"unknown workloads: {', '.join(unknown)}; known: {', '.join(WORKLOADS)}")
         changes["workloads"] = names
-    if arguments.proposals:
-        changes["proposals"] = True
     engines = tuple(dict.fromkeys(n.strip() for n in arguments.engines.split(",") if n.strip()))
     unknown = [n for n in engines if n not in ENGINES]
     if unknown or not engines:

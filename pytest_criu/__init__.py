@@ -29,7 +29,7 @@ from .fixtures import warm_container
 if TYPE_CHECKING:
     import pytest
 
-    from .engine.snapshot import ContainerHandle
+    from .engine.handle import ContainerHandle
 
 try:
     __version__ = version("pytest-criu")
@@ -42,7 +42,7 @@ PLUGIN_NAME = "criu"
 
 def __getattr__(name: str) -> Any:
     if name == "ContainerHandle":
-        from .engine.snapshot import ContainerHandle
+        from .engine.handle import ContainerHandle
 
         return ContainerHandle
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

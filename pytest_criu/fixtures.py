@@ -23,7 +23,8 @@ from .engine.ready import ReadyCheck
 from .engine.spec import STRATEGIES, ContainerSpec, PortLike, Strategy, build_spec
 
 if TYPE_CHECKING:
-    from .engine.snapshot import ContainerHandle, WarmContainer
+    from .engine.handle import ContainerHandle
+    from .engine.snapshot import WarmContainer
 
 __all__ = ["RUNTIME_FIXTURE", "Declaration", "declaration_of", "warm_container"]
 

@@ -36,6 +36,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     options.register(parser)
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hooks
+
+    pluginmanager.add_hookspecs(hooks)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
@@ -68,6 +74,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     previous = config.stash.get(_SIGTERM_KEY, None)
     if previous is not None:
         signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    runtime = session.config.stash.get(RUNTIME_KEY, None)
+    if runtime is not None:
+        # Restores made ahead that no test took, and those of containers closed meanwhile.
+        runtime.records.deliver(session.config, None)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -282,6 +296,7 @@ def _criu_reset(request: pytest.FixtureRequest) -> Iterator[None]:
                 pytest.fail(f"pytest-criu: {name}: reset failed: {error}", pytrace=False)
             runtime.timings.append((item.nodeid, name, wait))
             item.user_properties.append((f"{RESET_PROPERTY}[{name}]", f"{wait:.6f}"))
+            runtime.records.deliver(item.config, item)
         else:
             controller.touch()
     yield

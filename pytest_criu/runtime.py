@@ -19,6 +19,7 @@ from .engine.cachekey import cache_key, inputs_digest, source_digest
 from .engine.errors import CriuError
 from .engine.paths import private_directory
 from .fixtures import Declaration
+from .observing import Records
 from .options import Settings
 
 if TYPE_CHECKING:
@@ -61,6 +62,8 @@ class Runtime:
         self.closed: list[WarmContainer] = []
         self.skipped = 0
         self.timings: list[tuple[str, str, float]] = []
+        self.records = Records()
+        """Restore and reset records for the hooks (``pytest_criu.hooks``)."""
         self._advised: set[str] = set()
         self._engine: ContainerEngine | None = None
         self._report: HostReport | None = None
@@ -197,6 +200,7 @@ class Runtime:
             options=options,
             say=self.say,
             on_phase=self.on_phase,
+            observer=self.records,
         )
         self.controllers[name] = controller
         try:

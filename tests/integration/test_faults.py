@@ -77,7 +77,7 @@ def test_damaged_checkpoint_errors_clearly_and_later_tests_run(
 
         def test_damage_the_checkpoint(box):
             # The snapshot's largest file: memory pages (Docker) or the archive (Podman).
-            checkpoint = box._controller._checkpoint
+            checkpoint = box._controller.checkpoint
             largest = max(
                 (p for p in checkpoint.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size
             )

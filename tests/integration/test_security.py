@@ -40,7 +40,7 @@ def test_container_is_unprivileged_and_checkpoint_private(box, i):
     assert not host.get("SecurityOpt")
     assert not host.get("Devices")
     # The snapshot's checkpoint, and (Docker) the copy placed into the restored container.
-    checkpoints = [str(box._controller._checkpoint)]
+    checkpoints = [str(box._controller.checkpoint)]
     if engine.name == "docker":
         checkpoints.append(str(engine.checkpoint_dir(box.id, "pytest-criu")))
     for checkpoint in checkpoints:

@@ -195,8 +195,7 @@ def test_inplace_restores_the_same_container(tmp_path: Path) -> None:
 def test_restore_ahead_restores_the_second_container_during_set_up(tmp_path: Path) -> None:
     engine = FakeEngine(tmp_path)
     controller, _ = warm(tmp_path, engine, restore_ahead=True)
-    assert controller._next is not None
-    controller._next.result(timeout=10)
+    controller.settle(timeout=10)
     assert engine.restored == ["c1", "c2"], "c2 was restored ahead while set-up finished"
     assert controller.reset() == 0.0
     assert controller.handle.id == "c1"

@@ -1,0 +1,181 @@
+"""Creating a warm container's containers: their config, labels, tmpfs and network holder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from . import labels as labelling
+from .compat import ContainerConfig, ContainerEngine
+from .errors import EngineError
+from .handle import CurrentContainer
+from .holders import HolderPool, NetworkPath, holder_spec, joined_spec
+from .spec import ContainerSpec
+from .tracker import ContainerTracker
+
+
+class ContainerFactory:
+    """Makes the containers of one warm container and tracks each one it makes."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        spec: ContainerSpec,
+        engine: ContainerEngine,
+        owner: labelling.Owner,
+        network: NetworkPath,
+        tracker: ContainerTracker,
+        image: Callable[[], str],
+        holder_image: str | None,
+        pull: bool,
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.engine = engine
+        self.owner = owner
+        self.tracker = tracker
+        self.tmpfs: dict[str, str] = dict(spec.tmpfs)
+        """The tmpfs mounts of every container: the spec's, covered VOLUMEs, the snapshot's."""
+        self.holders = HolderSupply(
+            name=name,
+            path=network,
+            spec=spec,
+            engine=engine,
+            tracker=tracker,
+            labels=self.labels("holder"),
+            image=image,
+            holder_image=holder_image,
+            pull=pull,
+        )
+
+    def labels(self, role: str) -> dict[str, str]:
+        return {**self.spec.labels, **self.owner.labels(self.name, role)}
+
+    def config(self, image: str, role: str, holder: str | None = None) -> ContainerConfig:
+        """The config of a container from ``image`` that joins ``holder``, if any."""
+        return ContainerConfig(
+            spec=joined_spec(self.spec, holder) if holder else self.spec,
+            image=image,
+            labels=self.labels(role),
+            tmpfs=self.tmpfs,
+        )
+
+    def create(self, image: str, role: str) -> str:
+        """Create (not start) a container with its holder; both are tracked."""
+        holder = self.holders.take()
+        try:
+            container_id = self.engine.create(self.config(image, role, holder))
+        except BaseException:
+            self.holders.release(holder)
+            raise
+        self.tracker.add(container_id, holder)
+        return container_id
+
+    def current(self, container_id: str) -> CurrentContainer:
+        """Where a running container is reached (a joined container's ports are its holder's)."""
+        holder = self.tracker.holder_of(container_id)
+        info = self.engine.inspect(holder or container_id)
+        return CurrentContainer(
+            id=container_id,
+            ports=self.engine.published_ports(info),
+            address=self.engine.address(info),
+        )
+
+    def close(self) -> None:
+        self.holders.close()
+
+
+class HolderSupply:
+    """The network holders of one warm container: where the next container's namespace is.
+
+    On the ``holder`` path every container gets a holder of its own, made one ahead; on the
+    ``stable`` path one holder serves the session (a new one only when it stopped); on the
+    other paths there are none (:meth:`take` returns ``None``).
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        path: NetworkPath,
+        spec: ContainerSpec,
+        engine: ContainerEngine,
+        tracker: ContainerTracker,
+        labels: Mapping[str, str],
+        image: Callable[[], str],
+        holder_image: str | None,
+        pull: bool,
+    ) -> None:
+        self._name = name
+        self._path = path
+        self._spec = spec
+        self._engine = engine
+        self._tracker = tracker
+        self._labels = dict(labels)
+        self._image = image
+        self._holder_image = holder_image
+        self._pull = pull
+        self._image_id = ""
+        self._pool: HolderPool | None = None
+        self._lasting: str | None = None
+
+    def take(self) -> str | None:
+        """A running holder for the next container, or ``None`` on paths without holders."""
+        if self._path == "stable":
+            holder = self._lasting
+            if holder is None or not self._running(holder):
+                self._lasting = None
+                if holder is not None:
+                    self._tracker.retire(holder)
+                self._lasting = self._make()
+            return self._lasting
+        if self._path != "holder":
+            return None
+        if self._pool is None:
+            self._pool = HolderPool(
+                self._make, self._tracker.discard, self._running, name=self._name
+            )
+        return self._pool.take()
+
+    def release(self, holder: str | None) -> None:
+        """A holder taken for a container that was never made: remove it (not a lasting one)."""
+        if holder is not None and holder != self._lasting:
+            self._tracker.discard(holder)
+
+    def idle(self, timeout: float) -> bool:
+        """Wait until the holder made ahead (if any) is ready; ``False`` on timeout."""
+        return self._pool is None or self._pool.idle(timeout)
+
+    def close(self) -> None:
+        """Stop making holders; the one made ahead is removed (the tracker removes the rest)."""
+        if self._pool is not None:
+            self._pool.close()
+
+    def _running(self, holder: str) -> bool:
+        try:
+            return bool((self._engine.inspect(holder).get("State") or {}).get("Running"))
+        except Exception:  # gone, or the engine does not answer: make a new one
+            return False
+
+    def _make(self) -> str:
+        if not self._image_id:
+            wanted = self._holder_image
+            image = self._engine.ensure_image(wanted, pull=self._pull) if wanted else None
+            self._image_id = str(image["Id"]) if image else self._image()
+        spec = holder_spec(self._spec, self._holder_image)
+        holder = self._engine.create(
+            ContainerConfig(spec=spec, image=self._image_id, labels=self._labels)
+        )
+        self._tracker.add_holder(holder, lasting=self._path == "stable")
+        try:
+            self._engine.start(holder)
+        except EngineError as error:
+            self._tracker.drop(holder)
+            self._tracker.remove_now(holder)
+            raise EngineError(
+                f"{self._name}: its network holder (image {spec.image}, running `sleep`) did "
+                f"not start: {str(error).splitlines()[0]}. An image without a `sleep` program "
+                "needs --criu-holder-image naming one that has it (any busybox or Debian "
+                "image), or --criu-network-holder=off (Docker <= 27 only)"
+            ) from None
+        return holder

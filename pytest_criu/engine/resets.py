@@ -1,0 +1,101 @@
+"""How a warm container is reset before a marked test: one strategy per mode.
+
+- :class:`FreshReset`: the checkpoint restored into a new container created from the image
+  committed at checkpoint time (memory, tmpfs and files as prepared), optionally restored
+  ahead while the previous test runs;
+- :class:`InPlaceReset`: the checkpoint restored into the same container again (its writable
+  layer is NOT reset);
+- :class:`RecreateReset` (the fallback without CRIU): a new container from the base image,
+  readiness and ``prepare`` again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .ahead import RestoreAhead
+from .handle import CurrentContainer
+from .restorer import Restorer
+
+
+class ResetStrategy:
+    """Gives the next test its container."""
+
+    mode: str
+    """How the summary names it."""
+    replaces = True
+    """Whether the previous container is replaced (and then removed)."""
+    holds_checkpoint = False
+    """Whether the current container holds the checkpoint (so it cannot be kept)."""
+
+    def next(self, previous: CurrentContainer | None) -> CurrentContainer:
+        """The next test's container; ``previous`` is ``None`` when :attr:`replaces`."""
+        raise NotImplementedError
+
+    def after_reset(self) -> None:
+        """Called once the test has its container."""
+
+    @property
+    def ahead_state(self) -> tuple[bool, bool]:
+        """(a restore made ahead exists, it has finished)."""
+        return False, False
+
+    def settle(self, timeout: float) -> None:
+        """Wait for background work of the strategy's own."""
+
+    def close(self) -> None:
+        """Stop background work."""
+
+
+class FreshReset(ResetStrategy):
+    mode = "snapshot/fresh"
+
+    def __init__(self, restorer: Restorer, ahead: RestoreAhead | None = None) -> None:
+        self.restorer = restorer
+        self.ahead = ahead
+
+    def next(self, previous: CurrentContainer | None) -> CurrentContainer:
+        taken = self.ahead.take() if self.ahead is not None else None
+        return taken or self.restorer.restore_new()
+
+    def after_reset(self) -> None:
+        if self.ahead is not None:
+            self.ahead.start()
+
+    @property
+    def ahead_state(self) -> tuple[bool, bool]:
+        if self.ahead is None:
+            return False, False
+        return self.ahead.pending, self.ahead.ready
+
+    def settle(self, timeout: float) -> None:
+        if self.ahead is not None:
+            self.ahead.settle(timeout)
+
+    def close(self) -> None:
+        if self.ahead is not None:
+            self.ahead.close()
+
+
+class InPlaceReset(ResetStrategy):
+    mode = "snapshot/inplace"
+    replaces = False
+    holds_checkpoint = True
+
+    def __init__(self, restorer: Restorer) -> None:
+        self.restorer = restorer
+
+    def next(self, previous: CurrentContainer | None) -> CurrentContainer:
+        if previous is None:  # the last reset failed: start over in a new container
+            return self.restorer.restore_new(keep=True)
+        return self.restorer.restore_in_place(previous.id)
+
+
+class RecreateReset(ResetStrategy):
+    mode = "recreate (no CRIU)"
+
+    def __init__(self, start: Callable[[], CurrentContainer]) -> None:
+        self.start = start
+
+    def next(self, previous: CurrentContainer | None) -> CurrentContainer:
+        return self.start()

@@ -1,0 +1,138 @@
+"""Restoring a warm container's snapshot: into a new container, or into the same one again."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .creation import ContainerFactory
+from .errors import DamagedCheckpointError, EngineError
+from .events import Observer, RestoreKind, RestoreRecord
+from .handle import CurrentContainer
+from .store import Snapshot
+
+CHECKPOINT_NAME = "pytest-criu"
+LogTail = Callable[[str], str]
+
+
+class Restorer:
+    """Restores one snapshot again and again; tells the observer about every restore.
+
+    Every error path ends here: containers made for a failed restore are removed (with the
+    holder they took), and the error names the warm container, with the container's last log
+    lines when there is a container to read them from.
+    """
+
+    def __init__(
+        self,
+        factory: ContainerFactory,
+        snapshot: Snapshot,
+        image: str,
+        *,
+        log_tail: LogTail,
+        observer: Observer | None,
+    ) -> None:
+        self.factory = factory
+        self.snapshot = snapshot
+        self.checkpoint = Path(snapshot.checkpoint)
+        self.image = image
+        """The image restored containers are created from (committed at checkpoint time)."""
+        self._log_tail = log_tail
+        self._observer = observer
+
+    @property
+    def name(self) -> str:
+        return self.factory.name
+
+    def restore_new(self, *, keep: bool = False, ahead: bool = False) -> CurrentContainer:
+        """Restore the checkpoint into a new container (``keep``: it can be restored again)."""
+        damage = self.snapshot.damage()
+        if damage is not None:
+            raise DamagedCheckpointError(
+                f"{self.name}: {damage}: the checkpoint was damaged or changed after it was "
+                "taken; restoring it could hang CRIU. Rerun (with --criu-cache, "
+                "--criu-cache-clear rebuilds it)"
+            )
+        record = _Recording(self.name, "fresh", ahead)
+        created: list[str] = []
+        holder = self.factory.holders.take()
+        record.lap("holder")
+
+        def track(container_id: str) -> None:
+            created.append(container_id)
+            self.factory.tracker.add(container_id, holder)
+
+        try:
+            container_id = self.factory.engine.restore_new(
+                self.factory.config(self.image, "restored", holder),
+                self.checkpoint,
+                CHECKPOINT_NAME,
+                owner=self.factory.owner.nonce,
+                created=track,
+                lap=record.lap,
+                keep=keep,
+            )
+            container = self.factory.current(container_id)
+            record.lap("inspect")
+        except EngineError as error:
+            tail = self._log_tail(created[0]) if created else ""
+            for leftover in created:
+                self.factory.tracker.discard(leftover)
+            if not created:
+                self.factory.holders.release(holder)
+            self._tell(record.done(created[0] if created else None, error))
+            raise type(error)(f"{self.name}: {error}{tail}") from None
+        self._tell(record.done(container_id))
+        return container
+
+    def restore_in_place(self, container_id: str) -> CurrentContainer:
+        """Stop the container and restore the checkpoint into it again."""
+        engine = self.factory.engine
+        record = _Recording(self.name, "inplace", False)
+        try:
+            engine.restore_in_place(
+                container_id, CHECKPOINT_NAME, owner=self.factory.owner.nonce, lap=record.lap
+            )
+            self.factory.tracker.tidy(container_id)
+            container = self.factory.current(container_id)
+            record.lap("inspect")
+        except EngineError as error:
+            self._tell(record.done(container_id, error))
+            raise type(error)(f"{self.name}: {error}{self._log_tail(container_id)}") from None
+        self._tell(record.done(container_id))
+        return container
+
+    def _tell(self, record: RestoreRecord) -> None:
+        if self._observer is not None:
+            self._observer.restored(record)
+
+
+class _Recording:
+    """The stopwatch of one restore: each lap books the time since the previous one."""
+
+    def __init__(self, fixture: str, kind: RestoreKind, ahead: bool) -> None:
+        self.fixture = fixture
+        self.kind: RestoreKind = kind
+        self.ahead = ahead
+        self.began = self._clock = time.monotonic()
+        self.phases: dict[str, float] = {}
+
+    def lap(self, phase: str) -> None:
+        now = time.monotonic()
+        self.phases[phase] = self.phases.get(phase, 0.0) + now - self._clock
+        self._clock = now
+
+    def done(self, container: str | None, error: BaseException | None = None) -> RestoreRecord:
+        return RestoreRecord(
+            fixture=self.fixture,
+            kind=self.kind,
+            container=container,
+            began=self.began,
+            ended=time.monotonic(),
+            phases=dict(self.phases),
+            ahead=self.ahead,
+            thread=threading.current_thread().name,
+            error=None if error is None else str(error).splitlines()[0],
+        )
