@@ -313,7 +313,7 @@ class CacheStore:
 
     def _use(self, entry: Path) -> None:
         users = private_directory(entry / "users")
-        (users / _me()).touch()
+        (users / _me()).touch(mode=0o600)
         manifest = entry / MANIFEST
         with contextlib.suppress(OSError, ValueError):
             data = json.loads(manifest.read_text())
