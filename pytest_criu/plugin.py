@@ -301,7 +301,8 @@ def _criu_reset(request: pytest.FixtureRequest) -> Iterator[None]:
                     f"{', '.join(controller.not_reset)}; tests see each other's writes there"
                 )
             )
-        if name in targets:
+        if name in targets and not getattr(request.config.option, "setuponly", False):
+            # (--setup-only prepares the warm containers; nothing runs that a reset would undo)
             try:
                 wait = controller.reset()
             except CriuError as error:
