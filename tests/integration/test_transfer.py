@@ -215,14 +215,20 @@ def _xfeatures_everywhere(image: bytes) -> bytes:
     return image[:8] + struct.pack("<I", len(body)) + body
 
 
-def test_an_import_refuses_what_cannot_restore_or_was_altered(
-    suite: Path, prepare_log: Path, no_leaks: None
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VENV / "pytest-criu"), *args], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_an_import_restores_on_each_engine_and_refuses_what_cannot_restore(
+    suite: Path, prepare_log: Path, engine: str, no_leaks: None
 ) -> None:
-    cache = suite / "cache"
-    pytest_args = ["-p", "no:cacheprovider", "--criu-cache", f"--criu-cache-dir={cache}"]
+    cache, elsewhere = suite / "cache", suite / "elsewhere"
+    pytest_args = ["-p", "no:cacheprovider", "--criu-cache"]
     try:
         done = subprocess.run(
-            [VENV / "pytest", "--setup-only", "-q", *pytest_args],
+            [VENV / "pytest", "--setup-only", "-q", *pytest_args, f"--criu-cache-dir={cache}"],
             cwd=suite,
             capture_output=True,
             text=True,
@@ -231,16 +237,20 @@ def test_an_import_refuses_what_cannot_restore_or_was_altered(
         )
         _ok(done, "prepare")
         exported = suite / "exported"
-        _ok(
-            subprocess.run(
-                [VENV / "pytest-criu", "export", "--cache-dir", str(cache), str(exported)],
-                capture_output=True,
-                text=True,
-                timeout=300,
-                check=False,
-            ),
-            "export",
+        _ok(_cli("export", "--engine", engine, "--cache-dir", str(cache), str(exported)), "export")
+        _ok(_cli("import", "--engine", engine, "--cache-dir", str(elsewhere), str(exported)), "")
+        run = subprocess.run(
+            [VENV / "pytest", *pytest_args, f"--criu-cache-dir={elsewhere}"],
+            cwd=suite,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
         )
+        assert re.search(r"box: snapshot/fresh; imported from \S+ ", _ok(run, "imported run"))
+        assert len(prepares(prepare_log)) == 1, "the imported snapshot needed no prepare"
+        _clear(elsewhere, suite)
+
         (entry,) = [p for p in exported.iterdir() if p.is_dir()]
         manifest = entry / "export.json"
         original = manifest.read_text()
@@ -249,17 +259,10 @@ def test_an_import_refuses_what_cannot_restore_or_was_altered(
             data = json.loads(original)
             data["host"].update(change or {})
             manifest.write_text(json.dumps(data))
-            target = suite / "elsewhere"
-            shutil.rmtree(target, ignore_errors=True)
-            done = subprocess.run(
-                [VENV / "pytest-criu", "import", "--cache-dir", str(target), str(exported)],
-                capture_output=True,
-                text=True,
-                timeout=300,
-                check=False,
-            )
+            shutil.rmtree(elsewhere, ignore_errors=True)
+            done = _cli("import", "--engine", engine, "--cache-dir", str(elsewhere), str(exported))
             assert done.returncode == 1, done.stdout + done.stderr
-            assert not [p for p in target.iterdir() if p.is_dir()], "nothing was imported"
+            assert not [p for p in elsewhere.iterdir() if p.is_dir()], "nothing was imported"
             prefix = f"refused {entry.name} (made with "
             assert done.stdout.startswith(prefix), done.stdout
             return done.stdout.split("): ", 1)[1].strip()
@@ -273,16 +276,18 @@ def test_an_import_refuses_what_cannot_restore_or_was_altered(
             f"it was made on Linux 5.10.0-30-amd64 and this host runs Linux {platform.release()}; "
             "prepare on this kernel (run the suite without importing)"
         )
-        assert refusal({"engine": "podman"}).startswith(
-            "it was made with Podman and this host restores with Docker;"
+        other, this = ("Podman", "Docker") if engine == "docker" else ("Docker", "Podman")
+        assert refusal({"engine": other.lower()}).startswith(
+            f"it was made with {other} and this host restores with {this};"
         )
 
-        pages = entry / "checkpoint" / "pages-1.img"
+        pages = next(entry.glob("checkpoint/*")) if engine == "podman" else None
+        pages = pages or entry / "checkpoint" / "pages-1.img"
         memory = pages.read_bytes()
-        pages.write_bytes(bytes([memory[0] ^ 1]) + memory[1:])
+        pages.write_bytes(memory[:-1] + bytes([memory[-1] ^ 1]))
+        relative = pages.relative_to(entry).as_posix()
         assert refusal().startswith(
-            "the snapshot is damaged or was altered since its export: checkpoint/pages-1.img has "
-            "SHA-256 "
+            f"the snapshot is damaged or was altered since its export: {relative} has SHA-256 "
         )
         pages.write_bytes(memory)
 
@@ -299,3 +304,4 @@ def test_an_import_refuses_what_cannot_restore_or_was_altered(
         assert "CPU xfeatures has unsupported bits" in reason
     finally:
         _clear(cache, suite)
+        _clear(elsewhere, suite)
