@@ -26,10 +26,9 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Protocol
 
 from .cachekey import cache_key, rekeyed
-from .compat import ContainerEngine
 from .errors import TransferError
 from .paths import make_private, private_directory
 from .store import IMPORTED, MANIFEST, PROVENANCE, CacheStore, Snapshot, write_json
@@ -43,6 +42,26 @@ CHECKPOINT = "checkpoint"
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 CRIU_TIMEOUT = 60.0
 TITLES = {"docker": "Docker", "podman": "Podman"}
+
+
+class Engine(Protocol):
+    """What export and import need of an engine (:class:`~.compat.ContainerEngine` has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+    def version(self) -> dict[str, Any]: ...
+
+    def image_exists(self, image_id: str) -> bool: ...
+
+    def image_layers(self, image_id: str) -> list[str]: ...
+
+    def save_image(self, image_id: str, out: BinaryIO) -> None: ...
+
+    def load_image(self, archive: BinaryIO) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -72,7 +91,7 @@ class HostFacts:
         return cls(**{name: str(data.get(name) or "") for name in cls.__dataclass_fields__})
 
 
-def host_facts(engine: ContainerEngine, criu_binary: str = "criu") -> HostFacts:
+def host_facts(engine: Engine, criu_binary: str = "criu") -> HostFacts:
     """This host's facts: the engine's name and version, ``criu --version``, the kernel."""
     return HostFacts(
         engine=engine.name,
@@ -169,7 +188,7 @@ class Exported:
 
 def export(
     cache: CacheStore,
-    engine: ContainerEngine,
+    engine: Engine,
     target: Path,
     *,
     keys: list[str] | None = None,
@@ -204,7 +223,7 @@ def export(
 
 
 def _export_entry(
-    entry: Path, out: Path, engine: ContainerEngine, here: HostFacts, criu_binary: str
+    entry: Path, out: Path, engine: Engine, here: HostFacts, criu_binary: str
 ) -> Exported:
     data = json.loads((entry / MANIFEST).read_text())
     provenance = data.get(PROVENANCE)
@@ -238,7 +257,7 @@ def _export_entry(
     return Exported(entry.name, size, left_out)
 
 
-def _save_without_base(engine: ContainerEngine, image: str, base: str, target: Path) -> int:
+def _save_without_base(engine: Engine, image: str, base: str, target: Path) -> int:
     """``docker save`` ``image`` into ``target``, minus the layers it shares with ``base``.
 
     ``docker load`` looks a layer up by its chain before reading its file, so a daemon that
@@ -325,7 +344,7 @@ class Imported:
 
 
 def import_snapshots(
-    source: Path, cache: CacheStore, engine: ContainerEngine, *, criu_binary: str = "criu"
+    source: Path, cache: CacheStore, engine: Engine, *, criu_binary: str = "criu"
 ) -> list[Imported]:
     """Import an export (directory or tar file) into ``cache``; refusals are listed."""
     here = host_facts(engine, criu_binary)
@@ -356,7 +375,7 @@ def import_snapshots(
 def _import_entry(
     entry: Path,
     cache: CacheStore,
-    engine: ContainerEngine,
+    engine: Engine,
     here: HostFacts,
     criu_binary: str,
     *,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +46,26 @@ def test_key_command_shows_why_the_collection_failed(pytester: pytest.Pytester) 
     assert done.returncode == 2
     assert "No module named 'no_such_module'" in done.stderr
     assert done.stderr.endswith("pytest-criu key: the collection failed (exit 1)\n")
+
+
+def test_export_without_a_cache_says_how_to_make_one(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest_criu",
+            "export",
+            "--cache-dir",
+            str(tmp_path / "none"),
+            str(tmp_path / "out.tar"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"pytest-criu export: no snapshot cache at {tmp_path / 'none'}; run the suite with "
+        "--criu-cache (and the same --criu-cache-dir) first\n"
+    )

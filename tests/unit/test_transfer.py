@@ -209,7 +209,7 @@ def test_an_export_imports_on_another_daemon_under_its_own_key(
 ) -> None:
     engine = FakeEngine()
     cache = _cache_with_entry(tmp_path, engine)
-    (done,) = export(cache, engine, tmp_path / target, criu_binary=criu)  # type: ignore[arg-type]
+    (done,) = export(cache, engine, tmp_path / target, criu_binary=criu)
     assert done.layers_left_out == 1
     exported = tmp_path / target
     if exported.is_dir():
@@ -221,7 +221,7 @@ def test_an_export_imports_on_another_daemon_under_its_own_key(
 
     other = FakeEngine(version="28.5.2")
     there = CacheStore(other, tmp_path / "there", max_bytes=10**9, lock_timeout=5)
-    (result,) = import_snapshots(exported, there, other, criu_binary=criu)  # type: ignore[arg-type]
+    (result,) = import_snapshots(exported, there, other, criu_binary=criu)
     assert result.refused is None
     here = HostFacts("docker", "28.5.2", "4.2.1", platform.release())
     assert result.local_key == cache_key(rekeyed(_parts(), here.key_parts()))
@@ -241,14 +241,14 @@ def test_an_export_imports_on_another_daemon_under_its_own_key(
 def _exported(tmp_path: Path, criu: str) -> tuple[Path, str]:
     engine = FakeEngine()
     cache = _cache_with_entry(tmp_path, engine)
-    (done,) = export(cache, engine, tmp_path / "export", criu_binary=criu)  # type: ignore[arg-type]
+    (done,) = export(cache, engine, tmp_path / "export", criu_binary=criu)
     return tmp_path / "export", done.key
 
 
 def _import(tmp_path: Path, source: Path, criu: str) -> str | None:
     other = FakeEngine(version="28.5.2")
     there = CacheStore(other, tmp_path / "there", max_bytes=10**9, lock_timeout=5)
-    (result,) = import_snapshots(source, there, other, criu_binary=criu)  # type: ignore[arg-type]
+    (result,) = import_snapshots(source, there, other, criu_binary=criu)
     assert (result.refused is None) == bool(there.entries()), "a refusal imports nothing"
     return result.refused
 
@@ -293,7 +293,7 @@ def test_a_missing_base_image_is_refused(tmp_path: Path, criu: str) -> None:
     other = FakeEngine()
     other.images.clear()
     there = CacheStore(other, tmp_path / "there", max_bytes=10**9, lock_timeout=5)
-    (result,) = import_snapshots(source, there, other, criu_binary=criu)  # type: ignore[arg-type]
+    (result,) = import_snapshots(source, there, other, criu_binary=criu)
     assert result.refused is not None
     assert "its base image tiny:latest (sha256:base) is not on this Docker" in result.refused
 
@@ -307,13 +307,35 @@ def test_an_archive_with_a_link_is_not_unpacked(tmp_path: Path, criu: str) -> No
         packed.addfile(link)
     there = CacheStore(FakeEngine(), tmp_path / "there", max_bytes=10**9, lock_timeout=5)
     with pytest.raises(TransferError, match=r"holds 'entry/checkpoint/pages-1\.img', which no"):
-        import_snapshots(archive, there, FakeEngine(), criu_binary=criu)  # type: ignore[arg-type]
+        import_snapshots(archive, there, FakeEngine(), criu_binary=criu)
 
 
 def test_not_an_export_and_an_empty_cache_say_so(tmp_path: Path, criu: str) -> None:
     (tmp_path / "dir").mkdir()
     there = CacheStore(FakeEngine(), tmp_path / "there", max_bytes=10**9, lock_timeout=5)
     with pytest.raises(TransferError, match=f"is not a pytest-criu export \\(no readable {INDEX}"):
-        import_snapshots(tmp_path / "dir", there, FakeEngine(), criu_binary=criu)  # type: ignore[arg-type]
+        import_snapshots(tmp_path / "dir", there, FakeEngine(), criu_binary=criu)
     with pytest.raises(TransferError, match="is empty; run the suite with --criu-cache first"):
-        export(there, FakeEngine(), tmp_path / "out", criu_binary=criu)  # type: ignore[arg-type]
+        export(there, FakeEngine(), tmp_path / "out", criu_binary=criu)
+
+
+def test_export_names_a_missing_entry_and_an_existing_target(tmp_path: Path, criu: str) -> None:
+    engine = FakeEngine()
+    cache = _cache_with_entry(tmp_path, engine)
+    (key,) = [entry.name for entry in cache.entries()]
+    with pytest.raises(TransferError, match=rf"no cache entry 'abc' in .* \(entries: {key}\)"):
+        export(cache, engine, tmp_path / "out", keys=["abc"], criu_binary=criu)
+    (tmp_path / "out.tar").write_text("")
+    with pytest.raises(TransferError, match=r"out\.tar exists; remove it or choose another path"):
+        export(cache, engine, tmp_path / "out.tar", criu_binary=criu)
+
+
+def test_an_entry_without_provenance_asks_for_a_new_prepare(tmp_path: Path, criu: str) -> None:
+    engine = FakeEngine()
+    cache = _cache_with_entry(tmp_path, engine)
+    (entry,) = cache.entries()
+    manifest = json.loads((entry / "snapshot.json").read_text())
+    del manifest["provenance"]
+    (entry / "snapshot.json").write_text(json.dumps(manifest))
+    with pytest.raises(TransferError, match=r"made by an older pytest-criu .* --criu-cache-clear"):
+        export(cache, engine, tmp_path / "out", criu_binary=criu)
