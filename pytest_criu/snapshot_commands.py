@@ -45,7 +45,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "file it under the key the suite computes here; exit 1 if any was refused.",
     )
     import_.add_argument("source", type=Path, help="an export's directory or archive")
-    for command in (key, export, import_):
+    for command in (export, import_):
         command.add_argument(
             "--cache-dir",
             type=Path,
@@ -75,8 +75,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _key(args: argparse.Namespace) -> int:
     pytest_args = [a for a in args.pytest_args if a != "--"]
-    if args.cache_dir is not None:
-        pytest_args.append(f"--criu-cache-dir={args.cache_dir}")
     with tempfile.TemporaryDirectory(prefix="pytest-criu-key-") as scratch:
         keys = Path(scratch, "keys.json")
         command = [

@@ -116,9 +116,10 @@ def _leading(version: str, count: int) -> tuple[str, ...]:
 def incompatibility(made: HostFacts, here: HostFacts) -> str | None:
     """Why a checkpoint made on ``made`` cannot restore on ``here``, or ``None``.
 
-    Refused: another engine; another CRIU major.minor (their image formats and restore code
-    differ); another kernel major. Another engine version is fine: a snapshot moves between
-    Docker 20.10 and 28 (CPU features are CRIU's to judge, see :func:`cpu_problem`).
+    Refused: another engine; another CRIU major.minor (a conservative line: CRIU promises no
+    restore across versions); another kernel major. Another engine version is fine: a
+    snapshot moves between Docker 20.10 and 28 (CPU features are CRIU's to judge, see
+    :func:`cpu_problem`).
     """
     if made.engine != here.engine:
         return (
