@@ -126,9 +126,14 @@ def test_the_shards_recipe_runs_here_end_to_end(
         _ok(_run_step(prepare, "Key of", suite, here, {}), "key")
         key = output.read_text().strip().removeprefix("key=")
         assert re.fullmatch(r"[0-9a-f]{32}", key), output.read_text()
-        _ok(_run_step(prepare, "Prepare and", suite, here, {}), "prepare")
+        prepared = _ok(_run_step(prepare, "Prepare and", suite, here, {}), "prepare")
+        assert re.search(
+            r"box: snapshot/fresh; prepared in \S+ \+ checkpoint \S+; 1 restore\n", prepared
+        )
         assert len(prepares(prepare_log)) == 1
         exported = _ok(_run_step(prepare, "Export", suite, here, {}), "export")
+        _ok(_run_step(prepare, "Remove this runner", suite, here, {}), "clean-up")
+        assert not main_cache.exists()
         assert re.search(
             r"exported [0-9a-f]{32}: [\d.]+ MB, \d+ base-image layers left out", exported
         )
@@ -165,6 +170,8 @@ def test_the_shards_recipe_runs_here_end_to_end(
             entries = [p for p in Path(there["CRIU_CACHE"]).iterdir() if p.is_dir()]
             modes = {p.stat().st_mode & 0o777 for e in entries for p in e.rglob("*") if p.is_file()}
             assert modes == {0o600}, "cache files hold process memory"
+            _ok(_run_step(shards, "Remove this runner", suite, there, {}), "shard clean-up")
+            assert not Path(there["CRIU_CACHE"]).exists()
         assert len(prepares(prepare_log)) == 1, "no shard prepared"
     finally:
         _clear(main_cache, suite)

@@ -100,3 +100,14 @@ def test_commands_need_root_where_they_touch_the_engine_and_are_valid_shell(
                 [bash, "-n"], input="\n".join(commands), text=True, capture_output=True, check=False
             )
             assert done.returncode == 0, f"{name}: not valid shell: {done.stderr}"
+
+
+def test_every_job_removes_its_snapshots_and_their_images(recipe: dict[Any, Any]) -> None:
+    for name, job in recipe["jobs"].items():
+        step = _step(job, "Remove this runner")
+        assert step["if"] == "always()", name
+        assert "--criu-cache-clear" in step["run"], "clearing removes the committed images too"
+        names = [str(s.get("name", "")) for s in job["steps"]]
+        assert names.index(step["name"]) < names.index(
+            "Hand the checkout back to the runner's user"
+        )
