@@ -3,6 +3,7 @@ checksums, the compatibility judgement, base layers left out, and private file m
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import platform
@@ -31,7 +32,8 @@ from pytest_criu.engine.transfer import (
 HERE = HostFacts("docker", "20.10.24", "4.2.1", "6.18.44")
 BASE = "sha256:base"
 BASE_LAYERS = ["sha256:layer-base"]
-SNAPSHOT_IMAGE = "sha256:committed"
+CONFIG = json.dumps({"rootfs": {"diff_ids": [*BASE_LAYERS, "sha256:layer-top"]}}).encode()
+SNAPSHOT_IMAGE = f"sha256:{hashlib.sha256(CONFIG).hexdigest()}"
 
 FAKE_CRIU = """#!/bin/sh
 # criu --version | cpuinfo dump -D DIR | cpuinfo check -D DIR, as far as these tests need
@@ -78,9 +80,7 @@ class FakeEngine:
         files = {
             "base/layer.tar": b"base layer" * 100,
             "top/layer.tar": b"prepared files",
-            "config.json": json.dumps(
-                {"rootfs": {"diff_ids": [*BASE_LAYERS, "sha256:layer-top"]}}
-            ).encode(),
+            "config.json": CONFIG,
             "manifest.json": json.dumps(
                 [{"Config": "config.json", "Layers": ["base/layer.tar", "top/layer.tar"]}]
             ).encode(),
@@ -339,3 +339,18 @@ def test_an_entry_without_provenance_asks_for_a_new_prepare(tmp_path: Path, criu
     (entry / "snapshot.json").write_text(json.dumps(manifest))
     with pytest.raises(TransferError, match=r"made by an older pytest-criu .* --criu-cache-clear"):
         export(cache, engine, tmp_path / "out", criu_binary=criu)
+
+
+def test_a_manifest_naming_another_image_than_the_archive_holds_is_refused(
+    tmp_path: Path, criu: str
+) -> None:
+    source, key = _exported(tmp_path, criu)
+    manifest = source / key / ENTRY_MANIFEST
+    data = json.loads(manifest.read_text())
+    data["snapshot"]["image"] = BASE  # clearing the cache would remove the base image
+    manifest.write_text(json.dumps(data))
+    refused = _import(tmp_path, source, criu)
+    assert refused == (
+        f"its manifest names image {BASE} but image.tar holds {SNAPSHOT_IMAGE[:19]}; "
+        "export it again"
+    )
