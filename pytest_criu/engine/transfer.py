@@ -212,15 +212,32 @@ def export(
     archive = target.name.endswith(ARCHIVE_SUFFIXES)
     if target.exists() and (archive or not target.is_dir() or any(target.iterdir())):
         raise TransferError(f"{target} exists; remove it or choose another path")
+    created = not target.exists()
     with _scratch(target.parent if archive else None) as scratch:
         root = scratch if archive else private_directory(target)
-        exported = [
-            _export_entry(entries[key], root / key, engine, here, criu_binary) for key in wanted
-        ]
-        write_json(root / INDEX, {"format": FORMAT, "entries": wanted, "host": asdict(here)})
+        try:
+            exported = [
+                _export_entry(entries[key], root / key, engine, here, criu_binary) for key in wanted
+            ]
+            write_json(root / INDEX, {"format": FORMAT, "entries": wanted, "host": asdict(here)})
+        except BaseException:
+            # No half export is left behind (an archive's scratch goes anyway).
+            if not archive and created:
+                shutil.rmtree(target, ignore_errors=True)
+            elif not archive:
+                _empty(target)
+            raise
         if archive:
             _pack(root, target)
     return exported
+
+
+def _empty(directory: Path) -> None:
+    for child in directory.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink()
 
 
 def _export_entry(
@@ -234,6 +251,12 @@ def _export_entry(
             "what its key covers; run the suite with --criu-cache-clear --criu-cache once"
         )
     snapshot = Snapshot.from_json(data)
+    damage = snapshot.damage()
+    if damage is not None:
+        raise TransferError(
+            f"cache entry {entry.name} is damaged ({damage}); it would restore nowhere: run the "
+            "suite with --criu-cache-clear --criu-cache to prepare it again"
+        )
     private_directory(out)
     _copy_private(Path(snapshot.checkpoint), out / CHECKPOINT)
     left_out = 0

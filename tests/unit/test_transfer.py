@@ -354,3 +354,15 @@ def test_a_manifest_naming_another_image_than_the_archive_holds_is_refused(
         f"its manifest names image {BASE} but image.tar holds {SNAPSHOT_IMAGE[:19]}; "
         "export it again"
     )
+
+
+def test_a_damaged_cache_entry_is_not_exported(tmp_path: Path, criu: str) -> None:
+    engine = FakeEngine()
+    cache = _cache_with_entry(tmp_path, engine)
+    (entry,) = cache.entries()
+    (entry / "checkpoint" / "pages-1.img").write_bytes(b"short")
+    with pytest.raises(
+        TransferError, match=r"is damaged \(checkpoint file pages-1\.img has 5 bytes"
+    ):
+        export(cache, engine, tmp_path / "out", criu_binary=criu)
+    assert not (tmp_path / "out").exists(), "no half export is left behind"
