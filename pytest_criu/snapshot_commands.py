@@ -54,10 +54,31 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "~/.cache/pytest-criu), as --criu-cache-dir",
         )
     for command in (export, import_):
-        command.add_argument("--engine", choices=ENGINE_CHOICES, default="auto")
-        command.add_argument("--engine-url", default=None, metavar="URL")
-        command.add_argument("--criu-binary", default="criu", metavar="PATH")
-        command.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS")
+        command.add_argument(
+            "--engine",
+            choices=ENGINE_CHOICES,
+            default="auto",
+            help="the engine whose snapshots these are (default: auto, as --criu-engine)",
+        )
+        command.add_argument(
+            "--engine-url",
+            default=None,
+            metavar="URL",
+            help="the engine's socket (default: as --criu-engine-url)",
+        )
+        command.add_argument(
+            "--criu-binary",
+            default="criu",
+            metavar="PATH",
+            help="the criu that reports the version and checks the CPU (default: criu on PATH)",
+        )
+        command.add_argument(
+            "--timeout",
+            type=float,
+            default=600.0,
+            metavar="SECONDS",
+            help="limit for each engine call, e.g. loading an image (default: 600)",
+        )
 
 
 def run(args: argparse.Namespace) -> int:
