@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from . import snapshot_commands
 from .engine.host import HostReport, detect_host
 from .engine.spec import ENGINE_CHOICES
 
@@ -23,8 +24,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .setup import command
 
         return command.main(args)
+    if args.command in snapshot_commands.COMMANDS:
+        return snapshot_commands.run(args)
     if args.command != "doctor":
-        parser.error("a command is required (doctor or setup)")
+        parser.error("a command is required (doctor, setup, key, export or import)")
     report = detect_host(
         criu_binary=args.criu_binary,
         docker_url=args.engine_url,
@@ -107,4 +110,5 @@ def _parser() -> argparse.ArgumentParser:
     from .setup.command import add_arguments
 
     add_arguments(setup)
+    snapshot_commands.add_commands(commands)
     return parser

@@ -297,6 +297,17 @@ CACHE_CLEAR = Option[bool](
     is_flag=True,
 )
 
+KEYS_TO: Option[str | None] = Option(
+    "--criu-keys-to",
+    "",
+    "keys_to",
+    None,
+    _optional_text,
+    "write the cache keys of the collected tests' warm containers as JSON to PATH and run no "
+    "test (no prepare, no container started); `pytest-criu key` uses it",
+    "PATH",
+)
+
 ALL: tuple[Option[object], ...] = cast(
     "tuple[Option[object], ...]",
     (
@@ -319,6 +330,7 @@ ALL: tuple[Option[object], ...] = cast(
         CACHE_CLEAR,
         NETWORK_HOLDER,
         HOLDER_IMAGE,
+        KEYS_TO,
     ),
 )
 
@@ -375,6 +387,7 @@ class Settings:
     cache_clear: bool
     network_holder: HolderSetting
     holder_image: str | None
+    keys_to: str | None = None
 
 
 def resolve(config: pytest.Config) -> Settings:

@@ -129,6 +129,32 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Ite
     return lines
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """With ``--criu-keys-to``: write the warm containers' cache keys (nothing is started)."""
+    runtime = session.config.stash.get(RUNTIME_KEY, None)
+    if runtime is None or not runtime.settings.keys_to:
+        return
+    from .keys import write_keys
+
+    declarations: dict[str, Declaration] = {}
+    for item in session.items:
+        used: dict[str, Declaration] = item.stash.get(DECLARATIONS_KEY, {})
+        declarations.update(used)
+    try:
+        write_keys(runtime, declarations, runtime.settings.keys_to)
+    except CriuError as error:
+        raise pytest.UsageError(f"--criu-keys-to: {error}") from None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    """With ``--criu-keys-to`` no test runs: the keys are all that was asked for."""
+    runtime = session.config.stash.get(RUNTIME_KEY, None)
+    if runtime is not None and runtime.settings.keys_to:
+        return True
+    return None
+
+
 def _validate_marker(*names: str) -> tuple[str, ...]:
     """The signature of ``criu_snapshot``: warm-container fixture names, or none."""
     for name in names:
@@ -289,7 +315,8 @@ def _criu_reset(request: pytest.FixtureRequest) -> Iterator[None]:
                     f"{', '.join(controller.not_reset)}; tests see each other's writes there"
                 )
             )
-        if name in targets:
+        if name in targets and not getattr(request.config.option, "setuponly", False):
+            # (--setup-only prepares the warm containers; nothing runs that a reset would undo)
             try:
                 wait = controller.reset()
             except CriuError as error:

@@ -262,6 +262,8 @@ def summary_lines(reports: list[ContainerReport]) -> list[str]:
             continue
         if report.origin == "cache":
             line = f"{report.name}: {report.mode}; from the cache (prepare skipped)"
+        elif report.origin.startswith("imported"):
+            line = f"{report.name}: {report.mode}; {report.origin} (prepare skipped)"
         else:
             prepared = _seconds(report.prepare_seconds)
             line = f"{report.name}: {report.mode}; {report.origin} in {prepared}"

@@ -17,7 +17,7 @@ from . import __version__
 from .engine import labels
 from .engine.cachekey import cache_key, inputs_digest, source_digest
 from .engine.errors import CriuError
-from .engine.paths import private_directory
+from .engine.paths import default_cache_directory, private_directory
 from .fixtures import Declaration
 from .observing import Records
 from .options import Settings
@@ -147,8 +147,7 @@ class Runtime:
     def cache_directory(self) -> Path:
         if self.settings.cache_dir:
             return Path(self.settings.cache_dir).expanduser()
-        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-        return Path(base, "pytest-criu")
+        return default_cache_directory()
 
     @property
     def store(self) -> SnapshotStore:
@@ -177,6 +176,44 @@ class Runtime:
 
     def start(self, name: str, declaration: Declaration) -> WarmContainer:
         """Start, prepare and (when the host allows) checkpoint a warm container."""
+        controller = self._controller(name, declaration)
+        self.controllers[name] = controller
+        try:
+            if self.blocker_for(declaration) is not None:
+                controller.start()
+                if self.settings.fallback == "recreate":
+                    controller.use_recreate()
+                return controller
+            parts = self.key_parts(controller, declaration, cache=self.settings.cache)
+            key = cache_key(parts)
+            provenance = {"parts": parts, "base_reference": declaration.spec.image}
+            snapshot, origin = self.store.obtain(
+                key, self.owner.labels(name, "snapshot"), controller.build_snapshot, provenance
+            )
+            if origin == "cache":
+                self.say(f"{name}: snapshot {key[:12]} from the cache")
+            elif origin.startswith("imported"):
+                self.say(f"{name}: snapshot {key[:12]} {origin}")
+            controller.adopt(snapshot, origin)
+        except BaseException as error:
+            first_line = str(error).splitlines()[0] if str(error) else ""
+            controller.stats.failure = f"{type(error).__name__}: {first_line}"
+            self.close(controller)
+            raise
+        return controller
+
+    def keys(self, declarations: dict[str, Declaration]) -> dict[str, dict[str, object]]:
+        """The cache key parts of each warm container, without preparing or starting it."""
+        found: dict[str, dict[str, object]] = {}
+        for name, declaration in declarations.items():
+            controller = self._controller(name, declaration)
+            try:
+                found[name] = self.key_parts(controller, declaration, cache=True)
+            finally:
+                controller.close()
+        return found
+
+    def _controller(self, name: str, declaration: Declaration) -> WarmContainer:
         from .engine.snapshot import Options, WarmContainer
 
         options = Options(
@@ -190,7 +227,7 @@ class Runtime:
             network_holder=self.settings.network_holder,
             holder_image=self.settings.holder_image,
         )
-        controller = WarmContainer(
+        return WarmContainer(
             name=name,
             spec=declaration.spec,
             ready=declaration.ready,
@@ -202,28 +239,11 @@ class Runtime:
             on_phase=self.on_phase,
             observer=self.records,
         )
-        self.controllers[name] = controller
-        try:
-            if self.blocker_for(declaration) is not None:
-                controller.start()
-                if self.settings.fallback == "recreate":
-                    controller.use_recreate()
-                return controller
-            key = self._key(controller, declaration)
-            snapshot, origin = self.store.obtain(
-                key, self.owner.labels(name, "snapshot"), controller.build_snapshot
-            )
-            if origin == "cache":
-                self.say(f"{name}: snapshot {key[:12]} from the cache")
-            controller.adopt(snapshot, origin)
-        except BaseException as error:
-            first_line = str(error).splitlines()[0] if str(error) else ""
-            controller.stats.failure = f"{type(error).__name__}: {first_line}"
-            self.close(controller)
-            raise
-        return controller
 
-    def _key(self, controller: WarmContainer, declaration: Declaration) -> str:
+    def key_parts(
+        self, controller: WarmContainer, declaration: Declaration, *, cache: bool
+    ) -> dict[str, object]:
+        """What the snapshot's key covers; with ``cache``, also prepare's code and the host."""
         from .engine.holders import checkpoint_network
 
         image = controller.resolve_image()
@@ -236,7 +256,7 @@ class Runtime:
             # A checkpoint taken in a holder's namespace restores only into one.
             "network": checkpoint_network(controller.network),
         }
-        if self.settings.cache:
+        if cache:
             version = self.engine.version()
             parts.update(
                 prepare=source_digest(declaration.prepare, self.rootdir),
@@ -246,7 +266,7 @@ class Runtime:
                 engine=self.engine.name,
                 docker=version.get("Version"),
             )
-        return cache_key(parts)
+        return parts
 
     def close(self, controller: WarmContainer) -> None:
         if self.controllers.get(controller.name) is controller:

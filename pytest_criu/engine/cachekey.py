@@ -110,3 +110,27 @@ def cache_key(parts: Mapping[str, object]) -> str:
     """A short, filesystem-safe key for ``parts`` (JSON-serialisable values)."""
     payload = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+HOST_PARTS = ("criu", "kernel", "engine", "docker")
+"""Key parts that describe the host, not the suite: an import puts in the target's own."""
+
+
+def suite_key(parts_by_name: Mapping[str, Mapping[str, object]]) -> str:
+    """One key for a suite's warm containers, for a CI cache step to key on.
+
+    It covers every part of every container's cache key but the engine's version: a snapshot
+    moves between versions of one engine (an import re-keys it for the version it lands on),
+    while another CRIU, kernel or engine gives another key.
+    """
+    return cache_key(
+        {
+            name: {part: value for part, value in parts.items() if part != "docker"}
+            for name, parts in parts_by_name.items()
+        }
+    )
+
+
+def rekeyed(parts: Mapping[str, object], host: Mapping[str, object]) -> dict[str, object]:
+    """``parts`` with the host parts replaced by ``host``'s (the key an import files under)."""
+    return {**{k: v for k, v in parts.items() if k not in HOST_PARTS}, **host}

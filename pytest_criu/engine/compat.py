@@ -145,6 +145,44 @@ class ContainerEngine(abc.ABC):
         with contextlib.suppress(docker.errors.NotFound):
             self._call(f"remove image {image_id[:19]}", self.api.remove_image, image_id, force=True)
 
+    def image_layers(self, image_id: str) -> list[str]:
+        """The diff ids of an image's layers, lowest first."""
+        info = self._call(f"inspect image {image_id[:19]}", self._inspect_image, image_id)
+        return [str(layer) for layer in (info.get("RootFS") or {}).get("Layers") or []]
+
+    def save_image(self, image_id: str, out: BinaryIO) -> None:
+        """Write ``docker save``'s archive of ``image_id`` to ``out``."""
+        try:
+            for chunk in self.api.get_image(image_id, chunk_size=1 << 20):
+                out.write(chunk)
+        except docker.errors.DockerException as error:
+            raise EngineError(
+                f"{self.title} could not save image {image_id[:19]}: {error}"
+            ) from None
+
+    def load_image(self, archive: BinaryIO) -> None:
+        """``docker load`` an archive; layers the daemon already has need not be in it."""
+        try:
+            response = self.api.post(
+                self._url("/images/load"),
+                params={"quiet": "1"},
+                data=archive,
+                headers={"Content-Type": "application/x-tar"},
+                timeout=self.timeout,
+            )
+        except requests.exceptions.RequestException as error:
+            raise EngineError(f"{self.title} did not answer the image load: {error}") from None
+        with contextlib.closing(response):
+            if response.status_code >= 300:
+                raise EngineError(f"{self.title} could not load the image: {error_text(response)}")
+            for line in response.text.splitlines():
+                with contextlib.suppress(ValueError):
+                    message = json.loads(line)
+                    if isinstance(message, dict) and message.get("error"):
+                        raise EngineError(
+                            f"{self.title} could not load the image: {message['error']}"
+                        )
+
     def images(self, *labels: str) -> list[dict[str, Any]]:
         """Images carrying every one of ``labels`` (``key`` or ``key=value``)."""
         return self._call("list images", self.api.images, filters={"label": list(labels)}) or []

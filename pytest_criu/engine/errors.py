@@ -44,3 +44,7 @@ class RestoreError(EngineError):
 
 class DamagedCheckpointError(RestoreError):
     """The checkpoint files changed since they were written; retrying cannot help."""
+
+
+class TransferError(CriuError):
+    """A snapshot cannot be exported, or cannot restore where it is being imported."""

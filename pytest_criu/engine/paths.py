@@ -9,6 +9,12 @@ from pathlib import Path
 from .errors import HostError
 
 
+def default_cache_directory() -> Path:
+    """Where the snapshot cache lives unless --criu-cache-dir says otherwise."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base, "pytest-criu")
+
+
 def private_directory(path: Path) -> Path:
     """Create ``path`` (mode 0700) or check an existing one; never loosen anything.
 
@@ -46,6 +52,17 @@ def private_directory(path: Path) -> Path:
             "choose another directory"
         )
     return path
+
+
+def make_private(root: Path) -> None:
+    """Narrow every file below ``root`` to 0600 and every directory to 0700 (never widen)."""
+    for directory, _dirs, files in os.walk(root):
+        os.chmod(directory, stat.S_IMODE(os.stat(directory).st_mode) & 0o700)
+        for name in files:
+            path = os.path.join(directory, name)
+            info = os.lstat(path)
+            if stat.S_ISREG(info.st_mode):
+                os.chmod(path, stat.S_IMODE(info.st_mode) & 0o600)
 
 
 def tree_size(path: Path) -> int:

@@ -230,7 +230,7 @@ class WarmContainer:
         self.restorer = restorer
         self.stats.origin = origin
         self.stats.checkpoint_bytes = sum(snapshot.files.values()) or None
-        if origin != "cache":
+        if origin == "prepared" or origin.startswith("prepared "):
             self.stats.prepare_seconds = snapshot.prepare_seconds
             self.stats.checkpoint_seconds = snapshot.checkpoint_seconds
         inplace = self.options.strategy == "inplace"

@@ -21,9 +21,13 @@ import filelock
 from . import labels as labelling
 from .docker import NONCE_FILE, link_tree
 from .errors import CriuError, HostError
-from .paths import private_directory, tree_size
+from .paths import make_private, private_directory, tree_size
 
 MANIFEST = "snapshot.json"
+PROVENANCE = "provenance"
+"""Manifest field: what shaped the entry's key (``parts``) and the base image's reference."""
+IMPORTED = "imported"
+"""Manifest field of an imported entry: where it was prepared (``from``) and its key there."""
 
 
 @dataclass(frozen=True)
@@ -82,8 +86,17 @@ class Engine(Protocol):
 class SnapshotStore(Protocol):
     """Gives each warm container its snapshot; says where it came from."""
 
-    def obtain(self, key: str, labels: Mapping[str, str], build: Build) -> tuple[Snapshot, str]:
-        """The snapshot for ``key`` and its origin ("prepared", "cache", ...)."""
+    def obtain(
+        self,
+        key: str,
+        labels: Mapping[str, str],
+        build: Build,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> tuple[Snapshot, str]:
+        """The snapshot for ``key`` and its origin ("prepared", "cache", "imported from ...").
+
+        ``provenance`` (what the key covers) is kept by stores whose entries can be exported.
+        """
         ...
 
     def close(self) -> None:
@@ -98,7 +111,13 @@ class LocalStore:
         self.engine = engine
         self._built: list[Snapshot] = []
 
-    def obtain(self, key: str, labels: Mapping[str, str], build: Build) -> tuple[Snapshot, str]:
+    def obtain(
+        self,
+        key: str,
+        labels: Mapping[str, str],
+        build: Build,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> tuple[Snapshot, str]:
         snapshot = build(labels)
         self._built.append(snapshot)
         return snapshot, "prepared"
@@ -125,7 +144,13 @@ class RunStore:
         self.directory = private_directory(directory)
         self.lock_timeout = lock_timeout
 
-    def obtain(self, key: str, labels: Mapping[str, str], build: Build) -> tuple[Snapshot, str]:
+    def obtain(
+        self,
+        key: str,
+        labels: Mapping[str, str],
+        build: Build,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> tuple[Snapshot, str]:
         manifest = self.directory / f"{key}.json"
         with _locked(self.directory / f"{key}.lock", self.lock_timeout, "another worker"):
             if manifest.exists():
@@ -136,9 +161,9 @@ class RunStore:
             try:
                 snapshot = build(labels)
             except CriuError as error:
-                _write_json(manifest, {"error": str(error).splitlines()[0]})
+                write_json(manifest, {"error": str(error).splitlines()[0]})
                 raise
-            _write_json(manifest, snapshot.to_json())
+            write_json(manifest, snapshot.to_json())
             return snapshot, "prepared"
 
     def close(self) -> None:
@@ -162,13 +187,19 @@ class CacheStore:
         self.lock_timeout = lock_timeout
         self._using: list[Path] = []
 
-    def obtain(self, key: str, labels: Mapping[str, str], build: Build) -> tuple[Snapshot, str]:
+    def obtain(
+        self,
+        key: str,
+        labels: Mapping[str, str],
+        build: Build,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> tuple[Snapshot, str]:
         entry = self.directory / key
         with _locked(self.directory / f"{key}.lock", self.lock_timeout, "another run"):
             cached = self._read(entry)
             if cached is not None:
                 self._use(entry)
-                return cached, "cache"
+                return cached, entry_origin(entry)
             shutil.rmtree(entry, ignore_errors=True)
             # Not the session's labels: the image outlives the session.
             fixture = labels.get(labelling.FIXTURE, "")
@@ -180,8 +211,14 @@ class CacheStore:
             private_directory(scratch)
             try:
                 link_tree(Path(snapshot.checkpoint), scratch / "checkpoint")
+                # Process memory: CRIU writes its images readable by all (hard links share
+                # the mode, so the source's copy becomes private too).
+                make_private(scratch / "checkpoint")
                 stored = replace(snapshot, checkpoint=str(entry / "checkpoint"), source=None)
-                _write_json(scratch / MANIFEST, {**stored.to_json(), "last_used": time.time()})
+                data = {**stored.to_json(), "last_used": time.time()}
+                if provenance:
+                    data[PROVENANCE] = dict(provenance)
+                write_json(scratch / MANIFEST, data)
                 scratch.rename(entry)
             except BaseException:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -233,6 +270,32 @@ class CacheStore:
             evicted.append(entry.name)
         return evicted
 
+    def add(self, key: str, fill: Callable[[Path], Mapping[str, Any]]) -> Path:
+        """Add (or replace) entry ``key``: ``fill(scratch)`` writes its files, returns its manifest.
+
+        The manifest's ``checkpoint`` is rewritten to the entry's own path.
+        """
+        entry = self.directory / key
+        with _locked(self.directory / f"{key}.lock", self.lock_timeout, "another run"):
+            scratch = self.directory / f"{key}.tmp-{os.getpid()}"
+            shutil.rmtree(scratch, ignore_errors=True)
+            private_directory(scratch)
+            try:
+                data = dict(fill(scratch))
+                data.update(checkpoint=str(entry / "checkpoint"), last_used=time.time())
+                write_json(scratch / MANIFEST, data)
+                if entry.exists():
+                    self._remove(entry, keep_image=str(data.get("image") or ""))
+                scratch.rename(entry)
+            except BaseException:
+                shutil.rmtree(scratch, ignore_errors=True)
+                raise
+        return entry
+
+    def entries(self) -> list[Path]:
+        """The directories of the complete entries."""
+        return self._entries()
+
     def _entries(self) -> list[Path]:
         return [p for p in self.directory.iterdir() if p.is_dir() and (p / MANIFEST).exists()]
 
@@ -250,17 +313,17 @@ class CacheStore:
 
     def _use(self, entry: Path) -> None:
         users = private_directory(entry / "users")
-        (users / _me()).touch()
+        (users / _me()).touch(mode=0o600)
         manifest = entry / MANIFEST
         with contextlib.suppress(OSError, ValueError):
             data = json.loads(manifest.read_text())
             data["last_used"] = time.time()
-            _write_json(manifest, data)
+            write_json(manifest, data)
         self._using.append(entry)
 
-    def _remove(self, entry: Path) -> None:
+    def _remove(self, entry: Path, *, keep_image: str = "") -> None:
         snapshot = self._read_quietly(entry)
-        if snapshot is not None and snapshot.image:
+        if snapshot is not None and snapshot.image and snapshot.image != keep_image:
             with contextlib.suppress(Exception):
                 self.engine.remove_image(snapshot.image)
         shutil.rmtree(entry, ignore_errors=True)
@@ -289,12 +352,22 @@ def _locked(path: Path, timeout: float, holder: str) -> Iterator[None]:
         lock.release()
 
 
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` to ``path`` atomically, readable by its owner only."""
     scratch = path.with_name(f".{path.name}.{os.getpid()}")
     fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as stream:
         json.dump(data, stream, indent=1, sort_keys=True)
     scratch.replace(path)
+
+
+def entry_origin(entry: Path) -> str:
+    """``cache``, or ``imported from <where it was prepared>`` for an imported entry."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        imported = json.loads((entry / MANIFEST).read_text()).get(IMPORTED)
+        if imported:
+            return f"imported from {imported.get('from') or 'another host'}"
+    return "cache"
 
 
 def _me() -> str:

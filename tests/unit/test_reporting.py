@@ -73,3 +73,12 @@ def test_report_document_lists_containers_and_tests(tmp_path: Path) -> None:
         {"nodeid": "t.py::test_b", "resets": {"box": 0.0}, "reset_seconds": 0.0},
     ]
     assert [p.name for p in path.parent.iterdir()] == ["criu.json"]
+
+
+def test_summary_says_where_an_imported_snapshot_was_made() -> None:
+    origin = "imported from Docker 20.10.24, CRIU 4.2.1, Linux 6.18.44"
+    (line,) = summary_lines([_report(origin=origin, prepare_seconds=None, resets=[0.2])])
+    assert line == (
+        f"box: snapshot/fresh; {origin} (prepare skipped); 3 restores; reset before a test: "
+        "median 0.200s, p95 0.200s over 1"
+    )
