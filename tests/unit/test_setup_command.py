@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_criu import cli
-from pytest_criu.setup import dockerd, image
+from pytest_criu.setup import command, dockerd, image
 from pytest_criu.setup.plan import Plan
 
 
@@ -65,3 +65,9 @@ def test_the_tiny_image_is_reproducible() -> None:
     first = image.tiny_tar(b"\x7fELF", ["bin/sh", "bin/busybox", "usr/bin/nc"])
     assert first == image.tiny_tar(b"\x7fELF", ["bin/sh", "bin/busybox", "usr/bin/nc"])
     assert image.digest(["1", "tiny"]) == image.digest(["1", "tiny"]) != image.digest(["1tiny"])
+
+
+def test_an_installed_docker_ce_is_used_not_replaced_by_docker_io() -> None:
+    missing = ["docker.io", "busybox-static"]
+    assert command.packages_to_install(missing, "/usr/bin/dockerd") == ["busybox-static"]
+    assert command.packages_to_install(missing, None) == missing
