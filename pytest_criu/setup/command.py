@@ -121,7 +121,7 @@ def setup(run: Runner, plan: Plan, engine: str, *, round_trips: bool) -> list[st
             answer = dockerd.info()
             warning = dockerd.version_warning(answer)
             if warning:
-                plan.say(f"WARNING: {warning}")
+                plan.say(f"note: {warning}")
             if answer:
                 report.append(f"docker engine {answer.get('ServerVersion')}, experimental on")
         if round_trips and image.ensure_tiny(run, plan, "docker", reference):

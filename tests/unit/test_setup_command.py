@@ -55,9 +55,11 @@ def test_dockerd_gets_criu_first_on_its_path() -> None:
     assert dockerd.daemon_path("/usr/local/sbin/criu").count("/usr/local/sbin") == 1
 
 
-def test_docker_28_and_newer_get_a_warning() -> None:
+def test_docker_28_and_newer_get_a_note_on_network_holders() -> None:
     assert dockerd.version_warning({"ServerVersion": "20.10.24+dfsg1"}) is None
-    assert "moby issue 50750" in (dockerd.version_warning({"ServerVersion": "28.5.1"}) or "")
+    note = dockerd.version_warning({"ServerVersion": "28.5.1"}) or ""
+    assert note.startswith("Docker Engine 28.5.1 restores only containers that join a network")
+    assert "--criu-network-holder=off cannot work here (moby issue 50750)" in note
     assert dockerd.version_warning(None) is None
 
 
