@@ -26,16 +26,21 @@ on PATH). What still differs from GitHub's runner is listed in the README.
 
 Everything is removed at the end, also on failure, SIGTERM and Ctrl-C: the namespaces with
 their processes and mounts, the veth pair, the NAT rules, the containers' cgroups and the
-scratch directory. Exit status: 0 when every step passed.
+scratch directory. A runner killed with SIGKILL takes its namespace along (unshare gets
+PR_SET_PDEATHSIG), and the next run removes the NAT rules, cgroups and scratch directory it
+left. Exit status: 0 when every step passed.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import ipaddress
 import os
+import re
 import select
+import shlex
 import shutil
 import signal
 import socket
@@ -43,7 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -159,6 +164,7 @@ class Outside:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        reap_leftovers(self.scratch.parent)
         repo = Path(
             run(["git", "-C", str(self.workflow.parent), "rev-parse", "--show-toplevel"]).strip()
         )
@@ -180,7 +186,10 @@ class Outside:
              "--propagation", "private", "--", "tini", "-s", "-g", "--", *inside],
             stdin=subprocess.PIPE,
             cwd=repo,
-            start_new_session=True,  # Ctrl-C reaches this process, which cleans up
+            # Ctrl-C reaches only this process, which cleans up; when it dies, unshare dies
+            # too, and --kill-child takes the namespace along.
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 (no threads here)
         )  # fmt: skip
         netns = f"/proc/{self.process.pid}/ns/net"
         deadline = time.monotonic() + 30
@@ -242,15 +251,76 @@ class Outside:
             say("cleaned up: namespaces, veth pair, NAT rules, cgroups, scratch directory")
 
 
-def remove_cgroups(parent: str) -> None:
-    """Remove the cgroup directories Docker made under ``parent`` (deepest first)."""
-    for top in Path("/sys/fs/cgroup").glob(f"*/{parent}"):
-        for directory in sorted(top.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-            if directory.is_dir():
-                with contextlib.suppress(OSError):
-                    directory.rmdir()
-        with contextlib.suppress(OSError):
-            top.rmdir()
+def remove_cgroups(parent: str, timeout: float = 15.0) -> None:
+    """Remove the cgroup directories Docker made under ``parent`` (deepest first); a
+    namespace's processes take a moment to die, so this retries until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        tops = list(Path("/sys/fs/cgroup").glob(f"*/{parent}"))
+        for top in tops:
+            for directory in sorted(top.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+                if directory.is_dir():
+                    with contextlib.suppress(OSError):
+                        directory.rmdir()
+            with contextlib.suppress(OSError):
+                top.rmdir()
+        if not any(top.exists() for top in tops) or time.monotonic() > deadline:
+            return
+        time.sleep(0.5)
+
+
+TAG = re.compile(r"pytest-criu-runner-(\d+)")
+
+
+def stale_rules(table: str, listing: str, alive: Callable[[int], bool]) -> list[list[str]]:
+    """``iptables -D`` commands for the rules in ``listing`` (``iptables -S`` output of
+    ``table``) that a run which is no longer alive tagged."""
+    commands = []
+    for line in listing.splitlines():
+        found = TAG.search(line)
+        if line.startswith("-A ") and found and not alive(int(found.group(1))):
+            commands.append(["iptables", "-w", "10", "-t", table, "-D", *shlex.split(line)[1:]])
+    return commands
+
+
+def runner_alive(pid: int) -> bool:
+    try:
+        return b"tests.tooling.runner" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def reap_leftovers(scratch_parent: Path) -> None:
+    """Remove what runs killed without their clean-up (SIGKILL) left: NAT rules, cgroups and
+    scratch directories whose run is gone (veth pairs die with their namespace)."""
+    reaped = []
+    for table in ("nat", "filter"):
+        listing = subprocess.run(["iptables", "-w", "10", "-t", table, "-S"], capture_output=True,
+                                 text=True, check=False).stdout  # fmt: skip
+        for command in stale_rules(table, listing, runner_alive):
+            if subprocess.run(command, capture_output=True, check=False).returncode == 0:
+                reaped.append(f"iptables rule in {table}")
+    for top in Path("/sys/fs/cgroup").glob("*/pytest-criu-runner-*"):
+        found = TAG.search(top.name)
+        if found and not runner_alive(int(found.group(1))):
+            remove_cgroups(top.name, timeout=0)
+            reaped.append(f"cgroup {top}")
+    mounts = Path("/proc/self/mountinfo").read_text()
+    for leftover in scratch_parent.glob("pytest-criu-runner-*"):
+        found = TAG.search(leftover.name)
+        if found and not runner_alive(int(found.group(1))) and str(leftover) not in mounts:
+            shutil.rmtree(leftover, ignore_errors=True)
+            reaped.append(str(leftover))
+    if reaped:
+        say(f"removed what an earlier run left: {', '.join(reaped)}")
+
+
+def die_with_parent() -> None:
+    """In the child before exec: get SIGKILL when the runner dies (even by SIGKILL)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -411,6 +481,7 @@ def run_steps(job: Job, sha: str) -> list[tuple[Step, str, float]]:
         "RUNNER_TEMP": str(RUNNER_TEMP), "ImageOS": "ubuntu24",
     }  # fmt: skip
     results: list[tuple[Step, str, float]] = []
+    as_runner(["mkdir", "-p", str(WORKSPACE)])  # GitHub makes it before the first step
     failed = False
     job_end = time.monotonic() + job.timeout_minutes * 60
     for step in job.steps:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tooling.runner import iptables, nat_rules, subnet_for
+from tests.tooling.runner import iptables, nat_rules, stale_rules, subnet_for
 from tests.tooling.runner_steps import (
     Job,
     RecipeError,
@@ -182,3 +182,16 @@ def test_the_nat_rules_name_only_the_runs_veth_and_carry_its_tag() -> None:
     ]  # fmt: skip
     assert all("pcrun1f" in rule and rule[-1] == "pytest-criu-runner-31" for rule in rules)
     assert [iptables("-D", rule)[6] for rule in rules] == ["POSTROUTING", "FORWARD", "FORWARD"]
+
+
+def test_rules_of_runs_that_are_gone_are_deleted_and_no_others() -> None:
+    listing = (
+        "-P FORWARD DROP\n"
+        "-A FORWARD -j DOCKER-USER\n"
+        '-A FORWARD -i pcrun1f -m comment --comment "pytest-criu-runner-31" -j ACCEPT\n'
+        "-A FORWARD -i pcrun20 -m comment --comment pytest-criu-runner-32 -j ACCEPT\n"
+    )
+    assert stale_rules("filter", listing, alive=lambda pid: pid == 32) == [
+        ["iptables", "-w", "10", "-t", "filter", "-D", "FORWARD", "-i", "pcrun1f", "-m",
+         "comment", "--comment", "pytest-criu-runner-31", "-j", "ACCEPT"],
+    ]  # fmt: skip
