@@ -43,6 +43,8 @@ class ContainerReport:
     processes: int = 1
     engine: str = "docker"
     checkpoint_bytes: int | None = None
+    network: str | None = None
+    """The network path its containers took: holder, own, host or joined."""
 
     def __post_init__(self) -> None:
         # From xdist workers the groups arrive as lists.
@@ -64,6 +66,7 @@ class ContainerReport:
             failure=stats.failure,
             engine=controller.engine.name,
             checkpoint_bytes=stats.checkpoint_bytes,
+            network=controller.network,
         )
 
     def merge(self, other: ContainerReport) -> None:
@@ -206,6 +209,7 @@ def report_data(
             {
                 "name": report.name,
                 "engine": report.engine,
+                "network": report.network,
                 "origin": report.origin,
                 "mode": report.mode,
                 "prepare_seconds": _rounded(report.prepare_seconds),

@@ -225,6 +225,14 @@ def check_engine_stack(engine: str, version: str, parts: Mapping[str, str]) -> C
     return Check("engine stack", "ok", f"{engine} {version}, {named}")
 
 
+def component_version(version: Mapping[str, Any], name: str) -> str:
+    """The version ``GET /version`` reports for component ``name`` (``""`` when absent)."""
+    for component in version.get("Components") or []:
+        if isinstance(component, Mapping) and component.get("Name") == name:
+            return str(component.get("Version") or "")
+    return ""
+
+
 def parse_containerd_version(text: str) -> str:
     """``2.1.9`` from ``containerd github.com/containerd/containerd/v2 2.1.9 <commit>``."""
     fields = text.split()
@@ -459,8 +467,12 @@ class _Probe:
                 "Docker",
                 engine,
                 {
-                    # Docker 28 with containerd 2 leaves the commit empty: ask the binary.
-                    "containerd": containerd or self._managed_containerd_version(),
+                    # Docker 28 with containerd 2 leaves the commit empty: the version's
+                    # components name it (also a containerd of its own service, as
+                    # docker-ce runs it), else ask the binary dockerd started.
+                    "containerd": containerd
+                    or component_version(version, "containerd")
+                    or self._managed_containerd_version(),
                     "runc": str((info.get("RuncCommit") or {}).get("ID", "")),
                 },
             )

@@ -14,10 +14,11 @@ from typing import TextIO
 from ..engine.compat import ContainerEngine
 from ..engine.docker import DEFAULT_URL as DOCKER_URL
 from ..engine.docker import DockerEngine
+from ..engine.holders import network_path
 from ..engine.podman import PodmanEngine
 from . import conf, dockerd, image, podman
 from .apt import Apt
-from .criu import CriuSettings, ensure_criu, version_of
+from .criu import SYSTEM_PATH, CriuSettings, ensure_criu, version_of
 from .plan import Plan
 from .roundtrip import round_trip
 from .system import Runner, SetupError, run
@@ -29,6 +30,8 @@ PACKAGES = {
     # uidmap: newuidmap, so that rootless Podman can start and be refused with a clear reason.
     "podman": ("podman", "uidmap", "busybox-static", "ca-certificates"),
 }
+#: The package that brings Docker's engine; left out where another engine build is installed.
+DOCKER_PACKAGE = "docker.io"
 #: Variables that would point the engine CLIs and clients away from the local daemons.
 REMOTE_VARIABLES = ("DOCKER_HOST", "DOCKER_CONTEXT", "CONTAINER_HOST", "CONTAINER_CONNECTION")
 
@@ -92,6 +95,12 @@ def setup(run: Runner, plan: Plan, engine: str, *, round_trips: bool) -> list[st
     apt = Apt(run, plan)
     wanted = list(dict.fromkeys(p for e in engines for p in PACKAGES[e]))
     missing = apt.missing(wanted)
+    dockerd_found = shutil.which("dockerd", path=SYSTEM_PATH)
+    if DOCKER_PACKAGE in missing and dockerd_found:
+        # docker-ce (GitHub's runners, Docker's own packages): installing docker.io beside it
+        # would make apt remove docker-ce and containerd.io.
+        plan.say(f"using the installed Docker Engine ({dockerd_found}); not installing docker.io")
+    missing = packages_to_install(missing, dockerd_found)
     apt.install(missing)
     installed = not (plan.check and missing)
 
@@ -112,7 +121,7 @@ def setup(run: Runner, plan: Plan, engine: str, *, round_trips: bool) -> list[st
             answer = dockerd.info()
             warning = dockerd.version_warning(answer)
             if warning:
-                plan.say(f"WARNING: {warning}")
+                plan.say(f"note: {warning}")
             if answer:
                 report.append(f"docker engine {answer.get('ServerVersion')}, experimental on")
         if round_trips and image.ensure_tiny(run, plan, "docker", reference):
@@ -136,6 +145,11 @@ def setup(run: Runner, plan: Plan, engine: str, *, round_trips: bool) -> list[st
     return report
 
 
+def packages_to_install(missing: list[str], dockerd: str | None) -> list[str]:
+    """``missing`` without docker.io when a ``dockerd`` from another package is installed."""
+    return [p for p in missing if not (p == DOCKER_PACKAGE and dockerd)]
+
+
 def _trip(
     kind: type[DockerEngine] | type[PodmanEngine],
     url: str,
@@ -143,7 +157,9 @@ def _trip(
     say: Callable[[str], None],
 ) -> str:
     engine: ContainerEngine = kind(url, timeout=120)
+    # Docker: through network holders, the path the plugin takes there by default.
+    holders = network_path(engine.name, None, "auto") == "holder"
     try:
-        return str(round_trip(engine, reference, say))
+        return str(round_trip(engine, reference, say, holders=holders))
     finally:
         engine.close()

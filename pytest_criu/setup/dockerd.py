@@ -232,12 +232,13 @@ def prune_restore_copies(plan: Plan, min_age: float = 600.0) -> None:
 
 
 def version_warning(answer: dict[str, Any] | None) -> str | None:
+    """What a Docker 28 or newer restores (only through holders or with host networking)."""
     version = str((answer or {}).get("ServerVersion", ""))
     major = version.split(".", 1)[0]
     if major.isdigit() and int(major) >= 28:
         return (
-            f"Docker Engine {version}: engines 28 and 29 are reported to break restoring "
-            "containers that have their own network namespace (moby issue 50750); Debian "
-            "bookworm's docker.io (20.10) is known to work"
+            f"Docker Engine {version} restores only containers that join a network holder "
+            "(pytest-criu's default on Docker) or use host networking; "
+            "--criu-network-holder=off cannot work here (moby issue 50750)"
         )
     return None

@@ -5,6 +5,9 @@ The container keeps a start stamp and a counter in the shell's memory, runs busy
 listening TCP socket) and holds an established connection to it (nc): a restored process
 prints the same stamp and counts on, and httpd still answers; a restarted one would print a
 new stamp and start again at 1. The established connection needs ``tcp-established``.
+
+On Docker both containers join network holders, as the plugin's warm containers do (Docker
+28 and 29 cannot restore a container that has a network namespace of its own).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any, Literal, Protocol
 
 from ..engine.compat import ContainerConfig, Lap
 from ..engine.errors import EngineError
+from ..engine.holders import holder_spec, joined_spec
 from ..engine.spec import ContainerSpec
 from .procs import wait_until
 from .system import SetupError
@@ -95,16 +99,34 @@ def restored_in_memory(before: tuple[str, int], after: list[tuple[str, int]]) ->
     return bool(after) and after[-1][1] > count
 
 
-def round_trip(engine: Engine, image: str, say: Callable[[str], None]) -> Result:
-    """Run the round trip on ``engine``; every container it makes is removed again."""
+def round_trip(
+    engine: Engine, image: str, say: Callable[[str], None], *, holders: bool = False
+) -> Result:
+    """Run the round trip on ``engine``; every container it makes is removed again.
+
+    With ``holders`` the checkpointed container and the restored one each join a network
+    holder of their own (a sleeping container that owns the namespace).
+    """
     name = f"pytest-criu-setup-roundtrip-{os.getpid()}"
     spec = ContainerSpec(image=image, command=("sh", "-c", SCRIPT))
     made: list[str] = []
+
+    def network_for(container_name: str) -> ContainerSpec:
+        if not holders:
+            return spec
+        holder = engine.create(
+            ContainerConfig(holder_spec(spec), image, LABELS, name=f"{container_name}-holder")
+        )
+        made.append(holder)
+        engine.start(holder)
+        return joined_spec(spec, holder)
+
     try:
         for leftover in engine.containers("pytest-criu.setup=roundtrip"):
             if str(leftover.get("Names", [""])[0]).lstrip("/").startswith(name):
                 engine.remove(str(leftover["Id"]))
-        first = engine.create(ContainerConfig(spec, image, LABELS, name=name))
+        first_spec = network_for(name)
+        first = engine.create(ContainerConfig(first_spec, image, LABELS, name=name))
         made.append(first)
         engine.start(first)
         if not wait_until(lambda: _last(engine, first)[1] > 5, 10):
@@ -120,8 +142,9 @@ def round_trip(engine: Engine, image: str, say: Callable[[str], None]) -> Result
             raise SetupError("round trip: the container still runs after its checkpoint")
         before = _last(engine, first)
         say(f"round trip: checkpointed at counter {before[1]}; restoring")
+        restored_name = f"{name}-restored"
         restored = engine.restore_new(
-            ContainerConfig(spec, image, LABELS, name=f"{name}-restored"),
+            ContainerConfig(network_for(restored_name), image, LABELS, name=restored_name),
             engine.checkpoint_dir(first, CHECKPOINT),
             CHECKPOINT,
             owner="",

@@ -2,9 +2,12 @@ r"""Build pytest-criu's container images locally (no registry needed).
 
   tiny      pytest-criu/tiny      busybox-static plus its applet links (sh, sleep, nc, httpd, ...),
                                   a tar fed to `docker import`; builds in about a second.
-  services  pytest-criu/services  Debian (this host's release) made by `mmdebstrap --variant=apt`
-                                  from this host's own apt sources, with redis-server, redis-cli,
-                                  mariadbd, mariadb-install-db, the mariadb client and python3.
+  services  pytest-criu/services  Debian made by `mmdebstrap --variant=apt`, with redis-server,
+                                  redis-cli, mariadbd, mariadb-install-db, the mariadb client and
+                                  python3. On Debian: this host's release from its own apt
+                                  sources. Elsewhere (Ubuntu): Debian bookworm
+                                  (PYTEST_CRIU_IMAGES_SUITE) from the Debian mirror
+                                  PYTEST_CRIU_DEBIAN_URI, verified with debian-archive-keyring.
   all       both (the default)
 
 Each image is tagged with a digest of its inputs (pytest-criu/<name>:<sha12>) and with :latest;
@@ -50,6 +53,7 @@ from typing import IO, NamedTuple
 
 from pytest_criu.setup import apt, plan, system
 from pytest_criu.setup import image as tiny
+from pytest_criu.setup.criu import DEBIAN_KEYRING
 from pytest_criu.setup.image import RECIPE_VERSION, digest
 
 TINY_REPO = "pytest-criu/tiny"
@@ -329,6 +333,49 @@ def host_sources(codename: str, archives: Sequence[apt.Archive] | None = None) -
     return list(grouped.values())
 
 
+#: The Debian release of the services image on hosts that are not Debian.
+DEBIAN_SUITE = "bookworm"
+
+
+class Release(NamedTuple):
+    """What the services image is bootstrapped from."""
+
+    distro: str
+    codename: str
+    sources: list[Source]
+
+
+def services_release(
+    os_release: dict[str, str],
+    debian_uri: str | None,
+    suite: str | None = None,
+    archives: Sequence[apt.Archive] | None = None,
+) -> Release:
+    """This host's release and sources on Debian; Debian ``suite`` from ``debian_uri`` elsewhere
+    (Ubuntu's archive carries none of Debian's suites)."""
+    distro = os_release.get("ID", "")
+    if distro == "debian":
+        codename = os_release.get("VERSION_CODENAME", "")
+        if not codename:
+            raise BuildError("/etc/os-release has no VERSION_CODENAME: which release to bootstrap?")
+        sources = host_sources(codename, archives)
+        if not sources:
+            raise BuildError(f"no apt source for '{codename}' found in /etc/apt/sources.list(.d)")
+        return Release(distro, codename, sources)
+    suite = suite or DEBIAN_SUITE
+    if not debian_uri:
+        raise BuildError(
+            f"this host is {os_release.get('PRETTY_NAME') or distro or 'not Debian'}: the "
+            f"services image is Debian {suite}, bootstrapped from Debian's archive; set "
+            "PYTEST_CRIU_DEBIAN_URI to a Debian mirror (e.g. sudo "
+            "PYTEST_CRIU_DEBIAN_URI=http://deb.debian.org/debian .venv/bin/python -m "
+            "tests.tooling.images all)"
+        )
+    source = Source([debian_uri.rstrip("/")], [suite, f"{suite}-updates"], ["main"],
+                    str(DEBIAN_KEYRING))  # fmt: skip
+    return Release("debian", suite, [source])
+
+
 def sources_text(sources: list[Source]) -> str:
     paras = []
     for s in sources:
@@ -345,15 +392,14 @@ def sources_text(sources: list[Source]) -> str:
 
 
 def build_services(force: bool) -> str:
-    rel = apt.os_release()
-    codename = rel.get("VERSION_CODENAME", "")
-    if not codename:
-        raise BuildError("/etc/os-release has no VERSION_CODENAME: which release to bootstrap?")
-    sources = host_sources(codename)
-    if not sources:
-        raise BuildError(f"no apt source for '{codename}' found in /etc/apt/sources.list(.d)")
+    release = services_release(
+        apt.os_release(),
+        os.environ.get("PYTEST_CRIU_DEBIAN_URI") or None,
+        os.environ.get("PYTEST_CRIU_IMAGES_SUITE") or None,
+    )
+    codename, sources = release.codename, release.sources
     # The mirror address is left out of the digest: the same recipe gives the same tag anywhere.
-    inputs = [RECIPE_VERSION, "services", rel.get("ID", ""), codename, *SERVICES_MMDEBSTRAP_OPTS]
+    inputs = [RECIPE_VERSION, "services", release.distro, codename, *SERVICES_MMDEBSTRAP_OPTS]
     inputs += [*SERVICES_CHANGES, *(f"{s.suites} {s.components}" for s in sources)]
     ref = f"{SERVICES_REPO}:{digest(inputs)}"
     if not force and image_exists(ref):
@@ -361,9 +407,12 @@ def build_services(force: bool) -> str:
         tag_latest(ref, SERVICES_REPO)
         return ref
     replaced = image_id(ref)
-    if shutil.which("mmdebstrap") is None:
-        log("installing mmdebstrap")
-        apt.Apt(system.run, plan.Plan(check=False, say=log)).install(["mmdebstrap"])
+    missing = [] if shutil.which("mmdebstrap") else ["mmdebstrap"]
+    if any(s.signed_by == str(DEBIAN_KEYRING) for s in sources) and not DEBIAN_KEYRING.exists():
+        missing.append("debian-archive-keyring")  # Ubuntu: in the universe component
+    if missing:
+        log(f"installing {' '.join(missing)}")
+        apt.Apt(system.run, plan.Plan(check=False, say=log)).install(missing)
     if os.geteuid() != 0:
         raise BuildError("building the services image needs root (mmdebstrap --mode=root)")
     start = time.monotonic()

@@ -95,7 +95,7 @@ def test_github_triggers_and_jobs(github: dict[Any, Any]) -> None:
     triggers = github.get("on", github.get(True))
     assert isinstance(triggers, dict)
     assert {"push", "pull_request"} <= set(triggers)
-    assert set(github["jobs"]) == {"fast", "snapshots"}
+    assert set(github["jobs"]) == {"fast", "hosted", "snapshots"}
 
 
 def test_github_fast_job_needs_no_privileges(github: dict[Any, Any]) -> None:
@@ -131,6 +131,50 @@ def test_github_snapshot_job_cleans_up_even_on_failure(github: dict[Any, Any]) -
     assert report
     assert report[0]["with"]["path"] == "pytest-report.xml"
     assert any("--junitxml=pytest-report.xml" in line for line in github_commands({"steps": steps}))
+
+
+#: The hosted job's commands, in order: Docker only, images from Debian's archive.
+HOSTED_STEPS = [
+    ("install with test extras", r"^\.venv/bin/pip install -e '\.\[test\]'$"),
+    ("set up Docker", r"^sudo --preserve-env=PYTEST_CRIU_DEBIAN_URI \.venv/bin/pytest-criu "
+     r"setup --engine docker$"),
+    ("doctor", r"^sudo \.venv/bin/pytest-criu doctor$"),
+    ("build the images", r"^sudo --preserve-env=PYTEST_CRIU_DEBIAN_URI \.venv/bin/python -m "
+     r"tests\.tooling\.images all$"),
+    ("examples", r"^sudo \.venv/bin/pytest examples -p no:cacheprovider\b"),
+    ("integration tests", r"^sudo \.venv/bin/pytest -p no:cacheprovider .*tests/integration/"),
+]  # fmt: skip
+
+
+def test_github_hosted_job_runs_the_snapshot_suite_on_ubuntu_latest(
+    github: dict[Any, Any],
+) -> None:
+    job = github["jobs"]["hosted"]
+    assert job["runs-on"] == "ubuntu-latest"
+    assert job["needs"] == "fast"
+    assert 0 < job["timeout-minutes"] <= 90
+    assert job["env"]["PYTEST_CRIU_DEBIAN_URI"].startswith("http")
+    steps = job["steps"]
+    assert [s.get("uses", "").split("@")[0] for s in steps[:2]] == [
+        "actions/checkout",
+        "actions/setup-python",
+    ]
+    commands = github_commands(job)
+    positions = []
+    for name, pattern in HOSTED_STEPS:
+        found = [i for i, line in enumerate(commands) if re.search(pattern, line)]
+        assert found, f"hosted: no {name!r} step matching {pattern!r} in {commands}"
+        positions.append(found[0])
+    assert positions == sorted(positions), f"hosted: steps out of order: {commands}"
+    assert_root_where_needed(commands, "hosted")
+    assert_valid_shell(commands, "hosted")
+    # No Podman service and no engine matrix there: those tests would only be skips.
+    tests = next(line for line in commands if "tests/integration/" in line)
+    assert '-k "not podman"' in tests
+    assert "test_engine_matrix" not in tests
+    assert "test_podman_rootless" not in tests
+    always = [step for step in steps if step.get("if") == "always()"]
+    assert any("chown -R" in step.get("run", "") for step in always)
 
 
 def test_github_passes_the_debian_uri_through_sudo(github: dict[Any, Any]) -> None:

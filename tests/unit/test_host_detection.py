@@ -21,6 +21,7 @@ from pytest_criu.engine.host import (
     check_engine_stack,
     check_network_path,
     check_runc_conf,
+    component_version,
     criu_check_lines,
     docker_url_locality,
     dockerd_option,
@@ -478,3 +479,15 @@ class TestPodmanProbe:
         assert check == Check(
             "podman rootful", "ok", "rootful service, OCI runtime runc (runc version 1.1.5)"
         )
+
+
+def test_the_containerd_version_comes_from_the_daemons_components() -> None:
+    version = {
+        "Components": [
+            {"Name": "Engine", "Version": "28.5.2+dfsg4"},
+            {"Name": "containerd", "Version": "2.1.9~ds1"},
+        ]
+    }
+    assert component_version(version, "containerd") == "2.1.9~ds1"
+    assert component_version(version, "runc") == ""
+    assert component_version({}, "containerd") == ""

@@ -18,6 +18,7 @@ def _report(**changes: object) -> ContainerReport:
         "restores": 3,
         "resets": [0.1, 0.2, 0.3],
         "checkpoint_bytes": 4096,
+        "network": "holder",
     }
     values.update(changes)
     return ContainerReport(**values)  # type: ignore[arg-type]
@@ -59,6 +60,7 @@ def test_report_document_lists_containers_and_tests(tmp_path: Path) -> None:
     assert document["version"] == 1
     box, db = document["containers"]
     assert box["name"] == "box"
+    assert box["network"] == "holder"
     assert box["origin"] == "prepared"
     assert box["mode"] == "snapshot/fresh"
     assert box["prepare_seconds"] == 2.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_criu import cli
-from pytest_criu.setup import dockerd, image
+from pytest_criu.setup import command, dockerd, image
 from pytest_criu.setup.plan import Plan
 
 
@@ -55,9 +55,11 @@ def test_dockerd_gets_criu_first_on_its_path() -> None:
     assert dockerd.daemon_path("/usr/local/sbin/criu").count("/usr/local/sbin") == 1
 
 
-def test_docker_28_and_newer_get_a_warning() -> None:
+def test_docker_28_and_newer_get_a_note_on_network_holders() -> None:
     assert dockerd.version_warning({"ServerVersion": "20.10.24+dfsg1"}) is None
-    assert "moby issue 50750" in (dockerd.version_warning({"ServerVersion": "28.5.1"}) or "")
+    note = dockerd.version_warning({"ServerVersion": "28.5.1"}) or ""
+    assert note.startswith("Docker Engine 28.5.1 restores only containers that join a network")
+    assert "--criu-network-holder=off cannot work here (moby issue 50750)" in note
     assert dockerd.version_warning(None) is None
 
 
@@ -65,3 +67,9 @@ def test_the_tiny_image_is_reproducible() -> None:
     first = image.tiny_tar(b"\x7fELF", ["bin/sh", "bin/busybox", "usr/bin/nc"])
     assert first == image.tiny_tar(b"\x7fELF", ["bin/sh", "bin/busybox", "usr/bin/nc"])
     assert image.digest(["1", "tiny"]) == image.digest(["1", "tiny"]) != image.digest(["1tiny"])
+
+
+def test_an_installed_docker_ce_is_used_not_replaced_by_docker_io() -> None:
+    missing = ["docker.io", "busybox-static"]
+    assert command.packages_to_install(missing, "/usr/bin/dockerd") == ["busybox-static"]
+    assert command.packages_to_install(missing, None) == missing

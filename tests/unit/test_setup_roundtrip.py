@@ -25,6 +25,7 @@ class FakeEngine:
         self.output: dict[str, list[str]] = {}
         self.running: dict[str, bool] = {}
         self.removed: list[str] = []
+        self.configs: dict[str, ContainerConfig] = {}
 
     def containers(self, label: str) -> list[dict[str, Any]]:
         return []
@@ -33,6 +34,7 @@ class FakeEngine:
         container = f"c{len(self.output)}"
         self.output[container] = []
         self.running[container] = False
+        self.configs[container] = config
         return container
 
     def start(self, container_id: str) -> None:
@@ -121,3 +123,20 @@ def test_an_engine_error_names_the_engine() -> None:
         "round trip on Fake Engine: cannot checkpoint the container: CRIU says no"
     )
     assert engine.removed == ["c0"]
+
+
+def test_on_docker_both_containers_join_a_holder_of_their_own() -> None:
+    engine = FakeEngine()
+    round_trip(engine, "tiny", lambda _: None, holders=True)
+    modes = {
+        c: (config.spec.network_mode, config.spec.entrypoint)
+        for c, config in engine.configs.items()
+    }
+    assert modes == {
+        "c0": (None, ("sleep",)),
+        "c1": ("container:c0", None),
+        "c2": (None, ("sleep",)),
+        "c3": ("container:c2", None),
+    }
+    # Each container goes before the holder whose namespace it joined.
+    assert engine.removed == ["c3", "c2", "c1", "c0"]
