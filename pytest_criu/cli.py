@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from . import snapshot_commands
-from .engine.host import HostReport, detect_host
+from .engine.doctor import HostReport, detect_host
 from .engine.spec import ENGINE_CHOICES
 
 TAGS = {"ok": "[ ok ]", "warn": "[warn]", "fail": "[FAIL]", "skip": "[skip]"}

@@ -25,7 +25,7 @@ from .options import Settings
 if TYPE_CHECKING:
     # The engine modules import docker-py: loaded when a warm container is first used.
     from .engine.compat import ContainerEngine
-    from .engine.host import HostReport
+    from .engine.doctor import HostReport
     from .engine.snapshot import PhaseReport, WarmContainer
     from .engine.store import CacheStore, SnapshotStore
 
@@ -80,7 +80,7 @@ class Runtime:
     @property
     def host_report(self) -> HostReport:
         if self._report is None:
-            from .engine.host import detect_host
+            from .engine.doctor import detect_host
 
             self._report = detect_host(
                 criu_binary=self.settings.criu_binary,
@@ -98,8 +98,8 @@ class Runtime:
         blocker = self.snapshot_blocker
         if blocker is not None:
             return blocker
+        from .engine.doctor import known_docker_problem
         from .engine.holders import network_path
-        from .engine.host import known_docker_problem
 
         report = self.host_report
         problem = known_docker_problem(report.docker_version or "")

@@ -37,7 +37,7 @@ import docker
 import docker.errors
 
 from pytest_criu.engine.daemon import DaemonPaths
-from pytest_criu.engine.docker import NONCE_FILE
+from pytest_criu.engine.placing import NONCE_FILE
 from tests.helpers import TINY_IMAGE
 
 ENGINES_PREFIX = Path(os.environ.get("PYTEST_CRIU_ENGINES_PREFIX", "/opt/pytest-criu/engines"))

@@ -19,9 +19,9 @@ from pytest_criu.engine.labels import (
     SESSION,
     SNAPSHOT_IMAGE,
     owner_alive,
-    process_start_time,
 )
 from pytest_criu.engine.podman import PodmanEngine
+from pytest_criu.engine.procfs import start_time as process_start_time
 
 TINY_IMAGE = os.environ.get("PYTEST_CRIU_TINY_IMAGE", "pytest-criu/tiny:latest")
 SERVICES_IMAGE = os.environ.get("PYTEST_CRIU_SERVICES_IMAGE", "pytest-criu/services:latest")

@@ -1,4 +1,4 @@
-"""Where a local dockerd keeps its runtime state, read from /proc.
+"""Where a local dockerd keeps its runtime state, found through its socket and /proc.
 
 Docker's API does not say where runc's state, containerd's task directories (with CRIU's
 logs) or containerd's unpacked restore copies live; they follow from the daemon's
@@ -12,7 +12,6 @@ import socket
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from . import procfs
 
@@ -68,27 +67,9 @@ class DaemonPaths:
         pid = socket_peer_pid(path or "/var/run/docker.sock")
         if pid is None:
             return cls()
-        cmdline = _cmdline(pid)
-        exec_root = option_value(cmdline, "--exec-root") or DEFAULT_EXEC_ROOT
+        exec_root = option_value(procfs.cmdline(pid), "--exec-root") or DEFAULT_EXEC_ROOT
         containerd = procfs.child_named(pid, "containerd")
-        tmp = _environment(containerd).get("TMPDIR") if containerd else None
-        if tmp is None:
-            tmp = _environment(pid).get("TMPDIR")  # a managed containerd inherits it
+        tmp = (procfs.environment(containerd) or {}).get("TMPDIR") if containerd else None
+        if tmp is None:  # a managed containerd inherits it
+            tmp = (procfs.environment(pid) or {}).get("TMPDIR")
         return cls(exec_root=exec_root.rstrip("/"), containerd_tmp=tmp or "/tmp")
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
-def _environment(pid: int) -> dict[str, str]:
-    try:
-        raw = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return {}
-    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
-    return {key: value for key, _, value in pairs}

@@ -8,8 +8,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,11 +18,11 @@ from . import criu_log, procfs
 from .compat import ContainerConfig, ContainerEngine, Lap, error_text
 from .daemon import DaemonPaths
 from .errors import CheckpointError, RestoreError
+from .placing import NONCE_FILE, link_tree, write_nonce
 
-NONCE_FILE = "pytest-criu-nonce"
 DEFAULT_URL = "unix:///var/run/docker.sock"
 
-__all__ = ["DockerEngine", "RestoreCopy", "link_tree", "write_nonce"]
+__all__ = ["DockerEngine", "RestoreCopy"]
 
 
 @dataclass(frozen=True)
@@ -259,41 +258,3 @@ def _restore_log(container_id: str, task_roots: tuple[str, ...]) -> str | None:
         with contextlib.suppress(OSError):
             return log.read_text(errors="replace")
     return None
-
-
-def write_nonce(checkpoint: Path, container_id: str, owner: str = "") -> None:
-    """Write the file that makes each restore's content unique: ``<id> <owner> <uuid>``.
-
-    ``owner`` (``pid-starttime`` of the owning pytest process) lets anyone tell whether
-    containerd's unpacked copy of a restore belongs to a finished run.
-    """
-    nonce = checkpoint / NONCE_FILE
-    with contextlib.suppress(FileNotFoundError):
-        nonce.unlink()
-    fd = os.open(nonce, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as stream:
-        stream.write(f"{container_id} {owner or '-'} {uuid.uuid4()}\n")
-
-
-def link_tree(source: Path, target: Path) -> None:
-    """Recreate ``source`` at ``target`` with hard links (copies across file systems)."""
-    target.mkdir(mode=0o700)
-    for entry in _walk(source):
-        relative = entry.relative_to(source)
-        if relative.name == NONCE_FILE:
-            continue
-        destination = target / relative
-        if entry.is_dir():
-            destination.mkdir(mode=0o700)
-            continue
-        try:
-            os.link(entry, destination)
-        except OSError:
-            shutil.copy2(entry, destination)
-
-
-def _walk(root: Path) -> Iterator[Path]:
-    for entry in sorted(root.iterdir()):
-        yield entry
-        if entry.is_dir() and not entry.is_symlink():
-            yield from _walk(entry)

@@ -9,8 +9,9 @@ import socket
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
+
+from . import procfs
 
 PREFIX = "io.pytest-criu"
 SESSION = f"{PREFIX}.session"
@@ -24,24 +25,6 @@ CACHE = f"{PREFIX}.cache"
 # Committed images inherit their container's labels, session included; only those whose
 # role says "snapshot" belong to a session (a cache entry's image says "cache").
 SNAPSHOT_IMAGE = f"{ROLE}=snapshot"
-
-
-def pid_namespace() -> str:
-    """This process's PID namespace; pids from another one say nothing here."""
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return ""
-
-
-def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (distinguishes a reused pid), or ``None``."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces; fields after it are space separated.
-    return stat.rpartition(")")[2].split()[19]
 
 
 @dataclass(frozen=True)
@@ -60,9 +43,9 @@ class Owner:
         return cls(
             session=session or uuid.uuid4().hex[:16],
             pid=pid,
-            start=process_start_time(pid) or "",
+            start=procfs.start_time(pid) or "",
             host=socket.gethostname(),
-            pidns=pid_namespace(),
+            pidns=procfs.pid_namespace(),
         )
 
     @property
@@ -122,13 +105,13 @@ def owner_alive(labels: dict[str, str]) -> bool:
     """Whether the process that created a labelled object still runs (or may, elsewhere)."""
     if labels.get(OWNER_HOST) != socket.gethostname():
         return True  # another host's run; not ours to judge
-    if labels.get(OWNER_PIDNS, "") != pid_namespace():
+    if labels.get(OWNER_PIDNS, "") != procfs.pid_namespace():
         return True  # a run in another container or sandbox: its pids are not ours to see
     try:
         pid = int(labels.get(OWNER_PID, ""))
     except ValueError:
         return False
-    return process_start_time(pid) == labels.get(OWNER_START)
+    return procfs.start_time(pid) == labels.get(OWNER_START)
 
 
 class Reapable(Protocol):

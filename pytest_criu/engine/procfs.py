@@ -1,4 +1,8 @@
-"""What /proc says about processes: their parent, name, command line and environment."""
+"""What /proc says about processes: their parent, name, command line, environment, status.
+
+The one module that reads /proc; every reader returns an empty value (or ``None``) for a
+process that is gone or unreadable rather than raising.
+"""
 
 from __future__ import annotations
 
@@ -67,3 +71,56 @@ def restore_of(container_id: str) -> Callable[[Process], bool]:
     """Matches the runtime's ``restore`` of ``container_id`` (runc names it on its command line)."""
     wanted = container_id.encode()
     return lambda process: b"restore" in process.argv and wanted in process.argv
+
+
+def cmdline(pid: int) -> list[str]:
+    """The command line of ``pid`` (empty when unreadable)."""
+    raw = _read_bytes(f"/proc/{pid}/cmdline")
+    return [part.decode(errors="replace") for part in (raw or b"").split(b"\0") if part]
+
+
+def environment(pid: int) -> dict[str, str] | None:
+    """The environment ``pid`` started with, or ``None`` when it is not readable."""
+    raw = _read_bytes(f"/proc/{pid}/environ")
+    if raw is None:
+        return None
+    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
+    return {key: value for key, sep, value in pairs if sep}
+
+
+def status(pid: int | str = "self") -> str:
+    """The text of ``/proc/<pid>/status`` (empty when unreadable)."""
+    raw = _read_bytes(f"/proc/{pid}/status")
+    return raw.decode(errors="replace") if raw is not None else ""
+
+
+def executable_name(pid: int) -> str | None:
+    """The file name of the program ``pid`` runs, or ``None``."""
+    try:
+        return os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+    except OSError:
+        return None
+
+
+def start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (distinguishes a reused pid), or ``None``."""
+    raw = _read_bytes(f"/proc/{pid}/stat")
+    if raw is None:
+        return None
+    # The command name (field 2) may hold spaces; fields after it are space separated.
+    return raw.decode(errors="replace").rpartition(")")[2].split()[19]
+
+
+def pid_namespace() -> str:
+    """This process's PID namespace; pids from another one say nothing here."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+def _read_bytes(path: str) -> bytes | None:
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return None

@@ -19,9 +19,10 @@ from typing import Any, Protocol
 import filelock
 
 from . import labels as labelling
-from .docker import NONCE_FILE, link_tree
+from . import procfs
 from .errors import CriuError, HostError
 from .paths import make_private, private_directory, tree_size
+from .placing import NONCE_FILE, link_tree
 
 MANIFEST = "snapshot.json"
 PROVENANCE = "provenance"
@@ -371,7 +372,7 @@ def entry_origin(entry: Path) -> str:
 
 
 def _me() -> str:
-    return f"{os.getpid()}-{labelling.process_start_time(os.getpid())}"
+    return f"{os.getpid()}-{procfs.start_time(os.getpid())}"
 
 
 def _live_users(entry: Path) -> bool:
@@ -380,7 +381,7 @@ def _live_users(entry: Path) -> bool:
         return False
     for marker in users.iterdir():
         pid, _, start = marker.name.partition("-")
-        if pid.isdigit() and labelling.process_start_time(int(pid)) == start:
+        if pid.isdigit() and procfs.start_time(int(pid)) == start:
             return True
         with contextlib.suppress(OSError):
             marker.unlink()

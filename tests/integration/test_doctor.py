@@ -19,7 +19,7 @@ import docker
 import docker.errors
 import pytest
 
-from pytest_criu.engine.host import detect_host
+from pytest_criu.engine.doctor import detect_host
 from tests.helpers import doctor, line_of, podman_url_or_skip
 
 pytestmark = pytest.mark.integration

@@ -10,33 +10,35 @@ from pathlib import Path
 import pytest
 
 from pytest_criu.cli import print_report
-from pytest_criu.engine import host as host_module
-from pytest_criu.engine.host import (
-    Check,
-    HostReport,
-    capability_names,
-    check_capabilities,
-    check_criu_version,
+from pytest_criu.engine.doctor import Check, HostReport
+from pytest_criu.engine.doctor.docker_rules import (
     check_docker_version,
-    check_engine_stack,
     check_network_path,
-    check_runc_conf,
     component_version,
-    criu_check_lines,
     docker_url_locality,
     dockerd_option,
     known_docker_problem,
-    parse_cap_eff,
     parse_containerd_version,
+)
+from pytest_criu.engine.doctor.engines import podman_checks
+from pytest_criu.engine.doctor.podman_rules import parse_exit_command_delay
+from pytest_criu.engine.doctor.probe import Probe
+from pytest_criu.engine.doctor.rules import (
+    capability_names,
+    check_capabilities,
+    check_criu_version,
+    check_engine_stack,
+    check_runc_conf,
+    criu_check_lines,
+    parse_cap_eff,
     parse_criu_version,
-    parse_exit_command_delay,
     parse_kernel_config,
     parse_runc_conf,
     parse_version,
-    resolve_executable,
     short_error,
     version_at_least,
 )
+from pytest_criu.engine.doctor.system import resolve_executable
 
 FULL_CAPS = "000001ffffffffff"
 THIS_MACHINE_CAPS = "000001fffeffffff"  # root here lacks CAP_SYS_RESOURCE (bit 24)
@@ -448,15 +450,16 @@ class TestPodmanExitDelay:
 class TestPodmanProbe:
     """What a Podman service reports, judged without a service (``libpod/info`` as data)."""
 
-    def probe(self, rootless: bool) -> host_module._Probe:
-        probe = host_module._Probe("criu", "unix:///nonexistent/podman.sock", 1.0, "podman")
-        probe.libpod_info = {
+    def probe(self, rootless: bool) -> Probe:
+        probe = Probe("criu", "unix:///nonexistent/podman.sock", 1.0, "podman")
+        libpod_info = {
             "host": {
                 "security": {"rootless": rootless},
                 "ociRuntime": {"name": "runc", "version": "runc version 1.1.5\ncommit: x"},
             }
         }
-        probe._podman("unix:///run/user/1000/podman/podman.sock", {"Version": "4.3.1"})
+        url = "unix:///run/user/1000/podman/podman.sock"
+        podman_checks(probe, url, {"Version": "4.3.1"}, libpod_info)
         return probe
 
     def test_rootless_podman_cannot_snapshot_and_says_so(self) -> None:
