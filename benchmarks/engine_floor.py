@@ -38,7 +38,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_criu.engine import labels as labelling
-from pytest_criu.engine.compat import ContainerConfig
+
+try:
+    from pytest_criu.engine.base import ContainerConfig
+except ImportError:  # a --plugin-ref from before engine/base.py (it was engine/compat.py)
+    from pytest_criu.engine.compat import ContainerConfig  # type: ignore[import-not-found,no-redef]
 from pytest_criu.engine.docker import DockerEngine
 from pytest_criu.engine.snapshot import CHECKPOINT_NAME, Options, WarmContainer
 from pytest_criu.engine.spec import build_spec
@@ -47,7 +51,7 @@ from pytest_criu.engine.store import Snapshot
 from .workloads import BENCH_LABEL, Workload
 
 if TYPE_CHECKING:  # not at run time: commits before the Podman backend lack these modules
-    from pytest_criu.engine.compat import ContainerEngine
+    from pytest_criu.engine.base import ContainerEngine
 
 TASK_ROOTS = (
     "/run/docker/containerd/daemon/io.containerd.runtime.v2.task/moby",

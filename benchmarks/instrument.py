@@ -41,7 +41,7 @@ from .engine_floor import criu_restore_seconds
 from .workloads import BENCH_LABEL
 
 if TYPE_CHECKING:
-    from pytest_criu.engine.compat import ContainerEngine
+    from pytest_criu.engine.base import ContainerEngine
     from pytest_criu.engine.events import ResetRecord, RestoreRecord
 
 OUTPUT_ENV = "PYTEST_CRIU_BENCH_OUT"

@@ -44,7 +44,7 @@ from .source import FrozenPlugin
 from .workloads import BENCH_LABEL, WORKLOADS
 
 if TYPE_CHECKING:  # not at run time: commits before the Podman backend lack the module
-    from pytest_criu.engine.compat import ContainerEngine
+    from pytest_criu.engine.base import ContainerEngine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STRATEGIES = (

@@ -24,7 +24,7 @@ from .options import Settings
 
 if TYPE_CHECKING:
     # The engine modules import docker-py: loaded when a warm container is first used.
-    from .engine.compat import ContainerEngine
+    from .engine.base import ContainerEngine
     from .engine.doctor import HostReport
     from .engine.snapshot import PhaseReport, WarmContainer
     from .engine.store import CacheStore, SnapshotStore

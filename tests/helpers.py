@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_criu.engine.compat import ContainerEngine
+from pytest_criu.engine.base import ContainerEngine
 from pytest_criu.engine.docker import DockerEngine
 from pytest_criu.engine.labels import (
     OWNER_PID,

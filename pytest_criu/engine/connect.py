@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .compat import ContainerEngine
+from .base import ContainerEngine
 from .docker import DockerEngine
 from .errors import EngineError
 from .podman import PodmanEngine

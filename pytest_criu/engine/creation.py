@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from . import labels as labelling
-from .compat import ContainerConfig, ContainerEngine
+from .base import ContainerConfig, ContainerEngine
 from .errors import EngineError
 from .handle import CurrentContainer
 from .holders import HolderPool, NetworkPath, holder_spec, joined_spec

@@ -8,14 +8,14 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
 from . import criu_log, procfs
-from .compat import ContainerConfig, ContainerEngine, Lap, error_text
+from .base import ContainerEngine, Lap, RestoreRequest, error_text
 from .daemon import DaemonPaths
 from .errors import CheckpointError, RestoreError
 from .placing import NONCE_FILE, link_tree, write_nonce
@@ -153,24 +153,14 @@ class DockerEngine(ContainerEngine):
     def snapshot_image(self, container_id: str, labels: Mapping[str, str]) -> str:
         return self.commit(container_id, labels)
 
-    def restore_new(
-        self,
-        config: ContainerConfig,
-        checkpoint: Path,
-        name: str,
-        *,
-        owner: str,
-        created: Callable[[str], None],
-        lap: Lap,
-        keep: bool = False,
-    ) -> str:
-        container_id = self.create(config)
-        created(container_id)
-        lap("create")
-        self.place_checkpoint(checkpoint, container_id, name, owner=owner)
-        lap("place checkpoint")
-        self.restore(container_id, name)
-        lap("engine restore")
+    def restore_new(self, request: RestoreRequest) -> str:
+        container_id = self.create(request.config)
+        request.created(container_id)
+        request.lap("create")
+        self.place_checkpoint(request.checkpoint, container_id, request.name, owner=request.owner)
+        request.lap("place checkpoint")
+        self.restore(container_id, request.name)
+        request.lap("engine restore")
         return container_id
 
     def restore_in_place(self, container_id: str, name: str, *, owner: str, lap: Lap) -> None:

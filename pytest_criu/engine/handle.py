@@ -12,7 +12,7 @@ from .ready import Health
 from .spec import Port, PortLike
 
 if TYPE_CHECKING:
-    from .compat import ContainerEngine
+    from .base import ContainerEngine
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import requests
 
 from . import criu_log, procfs
 from . import labels as labelling
-from .compat import ContainerConfig, ContainerEngine, Lap, error_text
+from .base import ContainerConfig, ContainerEngine, Lap, RestoreRequest, error_text
 from .errors import CheckpointError, EngineError, RestoreError
 from .netns import announce, interface_up
 from .ready import Health
@@ -190,20 +190,11 @@ class PodmanEngine(ContainerEngine):
     def snapshot_image(self, container_id: str, labels: Mapping[str, str]) -> str:
         return ""  # the exported archive carries the container's file changes
 
-    def restore_new(
-        self,
-        config: ContainerConfig,
-        checkpoint: Path,
-        name: str,
-        *,
-        owner: str,
-        created: Callable[[str], None],
-        lap: Lap,
-        keep: bool = False,
-    ) -> str:
+    def restore_new(self, request: RestoreRequest) -> str:
+        config, created = request.config, request.created
         container_name = config.name or labelling.owner_name(config.labels)
         params: dict[str, Any] = {"import": "true", "name": container_name, **CRIU_OPTIONS}
-        if keep:
+        if request.keep:
             params["keep"] = "true"
         if config.spec.network_mode not in ("host", "none") and config.spec.ports:
             params["publishPorts"] = [
@@ -211,7 +202,7 @@ class PodmanEngine(ContainerEngine):
             ]
         began = time.time()
         try:
-            with open(checkpoint / ARCHIVE, "rb") as archive:
+            with open(request.checkpoint / ARCHIVE, "rb") as archive:
                 response = self.api.post(
                     self._libpod("/containers/import/restore"),
                     params=params,
@@ -236,9 +227,9 @@ class PodmanEngine(ContainerEngine):
         container_id = str(response.json()["Id"])
         self._imported_at[container_id] = began
         created(container_id)
-        lap("engine restore")
+        request.lap("engine restore")
         self._settle_network(container_id)
-        lap("network")
+        request.lap("network")
         return container_id
 
     def restore_in_place(self, container_id: str, name: str, *, owner: str, lap: Lap) -> None:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .base import RestoreRequest
 from .creation import ContainerFactory
 from .errors import DamagedCheckpointError, EngineError
 from .events import Observer, RestoreKind, RestoreRecord
@@ -65,15 +66,16 @@ class Restorer:
             self.factory.tracker.add(container_id, holder)
 
         try:
-            container_id = self.factory.engine.restore_new(
-                self.factory.config(self.image, "restored", holder),
-                self.checkpoint,
-                CHECKPOINT_NAME,
+            request = RestoreRequest(
+                config=self.factory.config(self.image, "restored", holder),
+                checkpoint=self.checkpoint,
+                name=CHECKPOINT_NAME,
                 owner=self.factory.owner.nonce,
                 created=track,
                 lap=record.lap,
                 keep=keep,
             )
+            container_id = self.factory.engine.restore_new(request)
             container = self.factory.current(container_id)
             record.lap("inspect")
         except EngineError as error:

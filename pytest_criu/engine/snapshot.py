@@ -18,7 +18,7 @@ from typing import Literal
 
 from . import labels as labelling
 from .ahead import RestoreAhead
-from .compat import ContainerEngine
+from .base import ContainerEngine
 from .creation import ContainerFactory
 from .errors import DamagedCheckpointError, EngineError
 from .events import Observer, ResetRecord

@@ -9,7 +9,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .compat import ContainerEngine
+    from .base import ContainerEngine
 
 
 class ContainerTracker:

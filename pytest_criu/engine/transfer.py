@@ -45,7 +45,7 @@ TITLES = {"docker": "Docker", "podman": "Podman"}
 
 
 class Engine(Protocol):
-    """What export and import need of an engine (:class:`~.compat.ContainerEngine` has it)."""
+    """What export and import need of an engine (:class:`~.base.ContainerEngine` has it)."""
 
     @property
     def name(self) -> str: ...

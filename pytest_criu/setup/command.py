@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from ..engine.compat import ContainerEngine
+from ..engine.base import ContainerEngine
 from ..engine.docker import DEFAULT_URL as DOCKER_URL
 from ..engine.docker import DockerEngine
 from ..engine.holders import network_path

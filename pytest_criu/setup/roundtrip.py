@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from ..engine.compat import ContainerConfig, Lap
+from ..engine.base import ContainerConfig, RestoreRequest
 from ..engine.errors import EngineError
 from ..engine.holders import holder_spec, joined_spec
 from ..engine.spec import ContainerSpec
@@ -37,7 +37,7 @@ CHECKPOINT = "setup-roundtrip"
 
 
 class Engine(Protocol):
-    """The part of :class:`~pytest_criu.engine.compat.ContainerEngine` a round trip uses."""
+    """The part of :class:`~pytest_criu.engine.base.ContainerEngine` a round trip uses."""
 
     @property
     def title(self) -> str: ...
@@ -51,16 +51,7 @@ class Engine(Protocol):
     def exec(self, container_id: str, argv: Sequence[str]) -> tuple[int, str]: ...
     def checkpoint(self, container_id: str, name: str) -> None: ...
     def checkpoint_dir(self, container_id: str, name: str) -> Path: ...
-    def restore_new(
-        self,
-        config: ContainerConfig,
-        checkpoint: Path,
-        name: str,
-        *,
-        owner: str,
-        created: Callable[[str], None],
-        lap: Lap,
-    ) -> str: ...
+    def restore_new(self, request: RestoreRequest) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -144,12 +135,16 @@ def round_trip(
         say(f"round trip: checkpointed at counter {before[1]}; restoring")
         restored_name = f"{name}-restored"
         restored = engine.restore_new(
-            ContainerConfig(network_for(restored_name), image, LABELS, name=restored_name),
-            engine.checkpoint_dir(first, CHECKPOINT),
-            CHECKPOINT,
-            owner="",
-            created=made.append,
-            lap=lambda _phase: None,
+            RestoreRequest(
+                config=ContainerConfig(
+                    network_for(restored_name), image, LABELS, name=restored_name
+                ),
+                checkpoint=engine.checkpoint_dir(first, CHECKPOINT),
+                name=CHECKPOINT,
+                owner="",
+                created=made.append,
+                lap=lambda _phase: None,
+            )
         )
         done = time.monotonic()
         if not wait_until(lambda: _last(engine, restored)[1] > before[1], 10):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from pytest_criu.engine.compat import ContainerConfig
+from pytest_criu.engine.base import ContainerConfig
 from pytest_criu.engine.labels import Owner
 from pytest_criu.engine.netns import announce, interface_up
 from pytest_criu.engine.podman import PodmanEngine

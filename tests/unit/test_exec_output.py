@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_criu.engine.compat import read_frames
+from pytest_criu.engine.base import read_frames
 from pytest_criu.engine.docker import DockerEngine
 
 

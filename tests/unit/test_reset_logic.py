@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pytest_criu.engine.compat import ContainerConfig
+from pytest_criu.engine.base import ContainerConfig, RestoreRequest
 from pytest_criu.engine.errors import DamagedCheckpointError, EngineError, RestoreError, SpecError
 from pytest_criu.engine.holders import holder_spec, joined_spec, network_path
 from pytest_criu.engine.labels import ROLE, Owner
@@ -55,22 +55,12 @@ class FakeEngine:
         self.restored.append(container_id)
         self.events.append(f"restored {container_id}")
 
-    def restore_new(
-        self,
-        config: ContainerConfig,
-        checkpoint: Path,
-        name: str,
-        *,
-        owner: str,
-        created: Callable[[str], None],
-        lap: Callable[[str], None],
-        keep: bool = False,
-    ) -> str:
-        container_id = self.create(config)
-        created(container_id)
-        self.place_checkpoint(checkpoint, container_id, name, owner=owner)
-        self.restore(container_id, name)
-        lap("engine restore")
+    def restore_new(self, request: RestoreRequest) -> str:
+        container_id = self.create(request.config)
+        request.created(container_id)
+        self.place_checkpoint(request.checkpoint, container_id, request.name, owner=request.owner)
+        self.restore(container_id, request.name)
+        request.lap("engine restore")
         return container_id
 
     def restore_in_place(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
 
-from pytest_criu.engine.compat import ContainerConfig, Lap
+from pytest_criu.engine.base import ContainerConfig, RestoreRequest
 from pytest_criu.engine.errors import CheckpointError
 from pytest_criu.setup.roundtrip import counters, restored_in_memory, round_trip
 from pytest_criu.setup.system import SetupError
@@ -61,18 +61,9 @@ class FakeEngine:
     def checkpoint_dir(self, container_id: str, name: str) -> Path:
         return Path("/nonexistent") / container_id / name
 
-    def restore_new(
-        self,
-        config: ContainerConfig,
-        checkpoint: Path,
-        name: str,
-        *,
-        owner: str,
-        created: Callable[[str], None],
-        lap: Lap,
-    ) -> str:
-        container = self.create(config)
-        created(container)
+    def restore_new(self, request: RestoreRequest) -> str:
+        container = self.create(request.config)
+        request.created(container)
         self.running[container] = True
         stamp, start = ("100.5", 8) if self.keeps else ("230.1", 9)
         self.output[container] = [f"{stamp} {i}" for i in range(start, start + 5)]
