@@ -44,7 +44,9 @@ class ContainerReport:
     engine: str = "docker"
     checkpoint_bytes: int | None = None
     network: str | None = None
-    """The network path its containers took: holder, own, host or joined."""
+    """The network path its containers took: holder, stable, own, host or joined."""
+    cleanup_failures: list[str] = field(default_factory=list)
+    """Containers it could not remove (the next run's reaper removes them)."""
 
     def __post_init__(self) -> None:
         # From xdist workers the groups arrive as lists.
@@ -67,6 +69,7 @@ class ContainerReport:
             engine=controller.engine.name,
             checkpoint_bytes=stats.checkpoint_bytes,
             network=controller.network,
+            cleanup_failures=controller.cleanup_failures,
         )
 
     def merge(self, other: ContainerReport) -> None:
@@ -80,6 +83,7 @@ class ContainerReport:
         self.kept += other.kept
         self.failure = self.failure or other.failure
         self.processes += other.processes
+        self.cleanup_failures += other.cleanup_failures
 
 
 class Summary:
@@ -289,6 +293,12 @@ def summary_lines(reports: list[ContainerReport]) -> list[str]:
                 if saved >= 0.05:
                     line += f"; saved {saved:.1f}s vs re-preparing per test"
         lines.append(line)
+        failures = report.cleanup_failures
+        if failures:
+            lines.append(
+                f"{report.name}: could not remove {_count(len(failures), 'container')} "
+                f"(the next run reaps them): {'; '.join(failures[:3])}"
+            )
         for group in report.kept:
             ids = " ".join(cid[:12] for cid in group)
             holder = " and its network holder" if len(group) > 1 else ""

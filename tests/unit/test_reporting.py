@@ -84,3 +84,15 @@ def test_summary_says_where_an_imported_snapshot_was_made() -> None:
         f"box: snapshot/fresh; {origin} (prepare skipped); 3 restores; reset before a test: "
         "median 0.200s, p95 0.200s over 1"
     )
+
+
+def test_containers_that_could_not_be_removed_are_shown_not_swallowed() -> None:
+    failures = ["container 0123456789ab: Docker could not remove it: device busy"]
+    line = summary_lines([_report(cleanup_failures=failures)])[1]
+    assert line == (
+        "box: could not remove 1 container (the next run reaps them): "
+        "container 0123456789ab: Docker could not remove it: device busy"
+    )
+    merged = _report(cleanup_failures=list(failures))
+    merged.merge(_report(cleanup_failures=["container ba9876543210: gone wrong"]))
+    assert "could not remove 2 containers" in summary_lines([merged])[1]

@@ -459,3 +459,22 @@ def test_a_holder_stopped_meanwhile_is_replaced(tmp_path: Path) -> None:
     controller.settle(timeout=10)
     assert spare <= set(engine.removed), "the stopped holder is removed"
     controller.close()
+
+
+def test_a_container_that_cannot_be_removed_is_recorded(tmp_path: Path) -> None:
+    engine = FakeEngine(tmp_path)
+    controller, _ = warm(tmp_path, engine)
+    refused = engine.remove
+
+    def remove(container_id: str) -> None:
+        if container_id == "c1":
+            raise EngineError("Docker could not remove container c1: device or resource busy")
+        refused(container_id)
+
+    engine.remove = remove  # type: ignore[method-assign]
+    controller.touch()
+    controller.reset()
+    controller.close()
+    assert controller.cleanup_failures == [
+        "container c1: Docker could not remove container c1: device or resource busy"
+    ]
