@@ -6,7 +6,6 @@ container is first used. ``-p pytest_criu`` loads the plugin like ``-p criu`` do
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from .advisories import NotResetWarning, PytestCriuWarning
@@ -25,16 +24,13 @@ from .engine.errors import (
 )
 from .engine.ready import Health
 from .fixtures import warm_container
+from .version import __version__
 
 if TYPE_CHECKING:
     import pytest
 
     from .engine.handle import ContainerHandle
 
-try:
-    __version__ = version("pytest-criu")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
-    __version__ = "0+unknown"
 
 PLUGIN_NAME = "criu"
 """The plugin's name (its pytest11 entry point): ``-p no:criu`` disables it."""

@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
-from . import __version__, options, reporting, xdist
+from . import options, reporting, xdist
 from .advisories import NotResetWarning
 from .engine.errors import CriuError
 from .engine.paths import private_directory
 from .fixtures import Declaration, declaration_of
 from .runtime import RUNTIME_KEY, Runtime, runtime_of
+from .version import __version__
 
 MARKER = "criu_snapshot"
 TARGETS_KEY = pytest.StashKey[tuple[str, ...]]()

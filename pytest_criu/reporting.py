@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import __version__
 from .engine.errors import CriuError
+from .version import __version__
 
 if TYPE_CHECKING:
     from .engine.snapshot import WarmContainer

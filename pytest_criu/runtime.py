@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from . import __version__
 from .engine import labels
 from .engine.cachekey import cache_key, inputs_digest, source_digest
 from .engine.errors import CriuError
@@ -21,6 +20,7 @@ from .engine.paths import default_cache_directory, private_directory
 from .fixtures import Declaration
 from .observing import Records
 from .options import Settings
+from .version import __version__
 
 if TYPE_CHECKING:
     # The engine modules import docker-py: loaded when a warm container is first used.
