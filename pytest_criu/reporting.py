@@ -64,12 +64,12 @@ class ContainerReport:
             restores=controller.restores,
             resets=list(stats.resets),
             not_reset=list(controller.not_reset),
-            kept=controller.kept_groups(),
+            kept=controller.tracker.kept_groups(),
             failure=stats.failure,
             engine=controller.engine.name,
             checkpoint_bytes=stats.checkpoint_bytes,
             network=controller.network,
-            cleanup_failures=controller.cleanup_failures,
+            cleanup_failures=list(controller.tracker.failures),
         )
 
     def merge(self, other: ContainerReport) -> None:

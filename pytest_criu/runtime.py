@@ -282,7 +282,7 @@ class Runtime:
         if self._store is not None:
             with contextlib.suppress(Exception):
                 self._store.close()
-        kept = {cid for c in self.closed for cid in c.kept}
+        kept = {cid for c in self.closed for cid in c.tracker.kept}
         if self.worker:
             if kept:
                 # The controller removes the session's containers; tell it which to spare.

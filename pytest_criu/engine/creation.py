@@ -142,9 +142,12 @@ class HolderSupply:
         if holder is not None and holder != self._lasting:
             self._tracker.discard(holder)
 
-    def idle(self, timeout: float) -> bool:
-        """Wait until the holder made ahead (if any) is ready; ``False`` on timeout."""
-        return self._pool is None or self._pool.idle(timeout)
+    def settle(self, timeout: float) -> None:
+        """Wait until the holder made ahead (if any) is ready; :class:`EngineError` on timeout."""
+        if self._pool is not None and not self._pool.idle(timeout):
+            raise EngineError(
+                f"{self._name}: the network holder ahead did not start within {timeout:g}s"
+            )
 
     def close(self) -> None:
         """Stop making holders; the one made ahead is removed (the tracker removes the rest)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .ahead import RestoreAhead
+from .errors import DamagedCheckpointError, EngineError
 from .handle import CurrentContainer
 from .restorer import Restorer
 
@@ -99,3 +100,55 @@ class RecreateReset(ResetStrategy):
 
     def next(self, previous: CurrentContainer | None) -> CurrentContainer:
         return self.start()
+
+
+def snapshot_strategy(
+    restorer: Restorer,
+    *,
+    inplace: bool,
+    ahead: bool,
+    one_namespace: str | None,
+    timeout: float,
+    say: Callable[[str], None],
+) -> ResetStrategy:
+    """The strategy restoring ``restorer``'s snapshot; ``one_namespace`` says why every
+    container listens in the same namespace (so that none can be restored ahead), if so."""
+    if inplace:
+        return InPlaceReset(restorer)
+    if ahead and one_namespace:
+        # The next container would bind the same ports and take new connections.
+        say(
+            f"{restorer.name}: restore-ahead is off: with {one_namespace} the container "
+            "restored ahead would take over the current one's ports"
+        )
+    elif ahead:
+        restore_ahead = RestoreAhead(
+            lambda: restorer.restore_new(ahead=True),
+            name=restorer.name,
+            timeout=timeout,
+            say=say,
+        )
+        # The first test gets the first restore; the second one's is made meanwhile.
+        restore_ahead.start()
+        return FreshReset(restorer, restore_ahead)
+    return FreshReset(restorer)
+
+
+def next_with_retries(
+    strategy: ResetStrategy,
+    previous: CurrentContainer | None,
+    retries: int,
+    say: Callable[[str], None],
+    name: str,
+) -> CurrentContainer:
+    """``strategy.next(previous)``, tried again ``retries`` times after an engine error (a
+    damaged checkpoint is not retried)."""
+    for attempt in range(retries):
+        try:
+            return strategy.next(previous)
+        except DamagedCheckpointError:
+            raise
+        except EngineError as error:
+            first_line = str(error).splitlines()[0]
+            say(f"{name}: reset failed ({first_line}); retry {attempt + 1}/{retries}")
+    return strategy.next(previous)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from .base import RestoreRequest
@@ -12,7 +12,8 @@ from .creation import ContainerFactory
 from .errors import DamagedCheckpointError, EngineError
 from .events import Observer, RestoreKind, RestoreRecord
 from .handle import CurrentContainer
-from .store import Snapshot
+from .preparing import Preparer
+from .store import Snapshot, file_sizes
 
 CHECKPOINT_NAME = "pytest-criu"
 LogTail = Callable[[str], str]
@@ -138,3 +139,39 @@ class _Recording:
             thread=threading.current_thread().name,
             error=None if error is None else str(error).splitlines()[0],
         )
+
+
+def take_snapshot(
+    factory: ContainerFactory,
+    preparer: Preparer,
+    source: str,
+    image_labels: Mapping[str, str],
+    *,
+    prepare_seconds: float | None,
+) -> Snapshot:
+    """Checkpoint the prepared ``source`` and commit its files into an image.
+
+    The source's network holder is done then (unless it is the session's lasting one); the
+    stopped source goes with the snapshot to whoever receives it.
+    """
+    engine, tracker = factory.engine, factory.tracker
+    with preparer.phase("checkpoint (CRIU dump)"):
+        began = time.monotonic()
+        engine.checkpoint(source, CHECKPOINT_NAME)
+    try:
+        with preparer.phase("commit filesystem"):
+            image = engine.snapshot_image(source, image_labels)
+    except BaseException:
+        tracker.remove_now(source)
+        raise
+    factory.holders.release(tracker.drop(source))
+    checkpoint = engine.checkpoint_dir(source, CHECKPOINT_NAME)
+    return Snapshot(
+        checkpoint=str(checkpoint),
+        files=file_sizes(checkpoint),
+        image=image,
+        tmpfs=dict(factory.tmpfs),
+        prepare_seconds=prepare_seconds,
+        checkpoint_seconds=time.monotonic() - began,
+        source=source,
+    )

@@ -17,19 +17,18 @@ from pathlib import Path
 from typing import Literal
 
 from . import labels as labelling
-from .ahead import RestoreAhead
 from .base import ContainerEngine
 from .creation import ContainerFactory
-from .errors import DamagedCheckpointError, EngineError
+from .errors import EngineError
 from .events import Observer, ResetRecord
 from .handle import ContainerHandle, CurrentContainer, RestoreListener
 from .holders import HolderSetting, NetworkPath, network_path
 from .preparing import PhaseReport, Preparer, Say, VolumePolicy
 from .ready import ReadyCheck
-from .resets import FreshReset, InPlaceReset, RecreateReset, ResetStrategy
-from .restorer import CHECKPOINT_NAME, Restorer
+from .resets import RecreateReset, ResetStrategy, next_with_retries, snapshot_strategy
+from .restorer import CHECKPOINT_NAME, Restorer, take_snapshot
 from .spec import ContainerSpec, Strategy
-from .store import Snapshot, file_sizes
+from .store import Snapshot
 from .tracker import ContainerTracker
 
 __all__ = [
@@ -190,29 +189,13 @@ class WarmContainer:
         snapshot (a :mod:`store <pytest_criu.engine.store>`) removes it and the image.
         """
         self.start()
-        source = self.current.id
-        with self.preparer.phase("checkpoint (CRIU dump)"):
-            began = time.monotonic()
-            self.engine.checkpoint(source, CHECKPOINT_NAME)
-        self._current = None
-        try:
-            with self.preparer.phase("commit filesystem"):
-                image = self.engine.snapshot_image(source, image_labels)
-        except BaseException:
-            self.tracker.remove_now(source)
-            raise
-        # The stopped source goes to the store; the holder of its namespace is done, unless
-        # it is the session's lasting one (a stable address).
-        self.factory.holders.release(self.tracker.drop(source))
-        checkpoint = self.engine.checkpoint_dir(source, CHECKPOINT_NAME)
-        return Snapshot(
-            checkpoint=str(checkpoint),
-            files=file_sizes(checkpoint),
-            image=image,
-            tmpfs=self.tmpfs,
+        source, self._current = self.current.id, None
+        return take_snapshot(
+            self.factory,
+            self.preparer,
+            source,
+            image_labels,
             prepare_seconds=self.stats.prepare_seconds,
-            checkpoint_seconds=time.monotonic() - began,
-            source=source,
         )
 
     def adopt(self, snapshot: Snapshot, origin: str) -> None:
@@ -237,24 +220,16 @@ class WarmContainer:
         with self.preparer.phase("first restore"):
             self._current = restorer.restore_new(keep=inplace)
         self.restores = 1
-        ahead: RestoreAhead | None = None
-        if self.options.restore_ahead and self._one_namespace:
-            # The next container would bind the same ports and take new connections.
-            why = "host networking" if self.network == "host" else "a stable address"
-            self.say(
-                f"{self.name}: restore-ahead is off: with {why} the container "
-                "restored ahead would take over the current one's ports"
-            )
-        elif self.options.restore_ahead and not inplace:
-            ahead = RestoreAhead(
-                lambda: restorer.restore_new(ahead=True),
-                name=self.name,
-                timeout=self.options.restore_timeout,
-                say=self.say,
-            )
-            # The first test gets the first restore; the second one's is made meanwhile.
-            ahead.start()
-        self._strategy = InPlaceReset(restorer) if inplace else FreshReset(restorer, ahead)
+        self._strategy = snapshot_strategy(
+            restorer,
+            inplace=inplace,
+            ahead=self.options.restore_ahead,
+            one_namespace={"host": "host networking", "stable": "a stable address"}.get(
+                self.network
+            ),
+            timeout=self.options.restore_timeout,
+            say=self.say,
+        )
         self.stats.mode = self._strategy.mode
 
     def use_recreate(self) -> None:
@@ -291,7 +266,9 @@ class WarmContainer:
             # (Podman's by about half, measured by the benchmarks).
             replaced, previous = previous.id, None
         try:
-            self._current = self._next_with_retries(strategy, previous)
+            self._current = next_with_retries(
+                strategy, previous, self.options.restore_retries, self.say, self.name
+            )
         finally:
             if replaced is not None:
                 self.tracker.discard(replaced)
@@ -318,20 +295,6 @@ class WarmContainer:
         self.tracker.keep(self._current.id)
         return self._current.id
 
-    @property
-    def kept(self) -> set[str]:
-        """Ids of the containers (and their network holders) kept after the session."""
-        return self.tracker.kept
-
-    def kept_groups(self) -> list[tuple[str, ...]]:
-        """Each kept container's id, followed by its network holder's (removed together)."""
-        return self.tracker.kept_groups()
-
-    @property
-    def cleanup_failures(self) -> list[str]:
-        """Containers that could not be removed (one line each)."""
-        return list(self.tracker.failures)
-
     def settle(self, timeout: float) -> None:
         """Wait until the background work is done: restore and holder ahead, removals.
 
@@ -341,14 +304,8 @@ class WarmContainer:
         deadline = time.monotonic() + timeout
         if self._strategy is not None:
             self._strategy.settle(timeout)
-        if not self.factory.holders.idle(timeout):
-            raise EngineError(
-                f"{self.name}: the network holder ahead did not start within {timeout:g}s"
-            )
-        if not self.tracker.drain(deadline - time.monotonic()):
-            raise EngineError(
-                f"{self.name}: removing replaced containers did not finish within {timeout:g}s"
-            )
+        self.factory.holders.settle(timeout)
+        self.tracker.settle(deadline - time.monotonic())
 
     def close(self) -> None:
         """Remove every container and image this warm container created."""
@@ -381,22 +338,6 @@ class WarmContainer:
             self._current = container
 
         return self.preparer.start(self.resolve_image(), role, self.handle, became)
-
-    def _next_with_retries(
-        self, strategy: ResetStrategy, previous: CurrentContainer | None
-    ) -> CurrentContainer:
-        retries = self.options.restore_retries
-        for attempt in range(retries + 1):
-            try:
-                return strategy.next(previous)
-            except DamagedCheckpointError:
-                raise
-            except EngineError as error:
-                if attempt == retries:
-                    raise
-                first_line = str(error).splitlines()[0]
-                self.say(f"{self.name}: reset failed ({first_line}); retry {attempt + 1}/{retries}")
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _tell(self, record: ResetRecord) -> None:
         if self.observer is not None:

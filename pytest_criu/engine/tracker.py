@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING
 
+from .errors import EngineError
+
 if TYPE_CHECKING:
     from .base import ContainerEngine
 
@@ -21,6 +23,7 @@ class ContainerTracker:
 
     def __init__(self, engine: ContainerEngine, name: str) -> None:
         self._engine = engine
+        self._name = name
         self._lock = threading.Lock()
         self._ids: set[str] = set()
         self._holder_of: dict[str, str] = {}
@@ -135,6 +138,13 @@ class ContainerTracker:
         except FutureTimeout:
             return False
         return True
+
+    def settle(self, timeout: float) -> None:
+        """:meth:`drain`, raising :class:`EngineError` on timeout."""
+        if not self.drain(timeout):
+            raise EngineError(
+                f"{self._name}: removing replaced containers did not finish within {timeout:g}s"
+            )
 
     def close(self) -> None:
         """Finish the background removals, then remove everything tracked but the kept."""

@@ -321,7 +321,7 @@ def test_a_kept_container_keeps_its_holder(tmp_path: Path) -> None:
     controller, _ = warm(tmp_path, engine)
     kept = controller.keep_current()
     assert kept is not None
-    assert controller.kept == {kept, engine.joined(kept)}
+    assert controller.tracker.kept == {kept, engine.joined(kept)}
     controller.close()
     assert kept not in engine.removed
     assert engine.joined(kept) not in engine.removed
@@ -475,6 +475,6 @@ def test_a_container_that_cannot_be_removed_is_recorded(tmp_path: Path) -> None:
     controller.touch()
     controller.reset()
     controller.close()
-    assert controller.cleanup_failures == [
+    assert controller.tracker.failures == [
         "container c1: Docker could not remove container c1: device or resource busy"
     ]
