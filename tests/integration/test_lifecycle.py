@@ -569,3 +569,61 @@ def test_bind_mount_advisory_is_a_warning_that_w_error_can_act_on(
     )
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["E * pytest_criu.NotResetWarning: pytest-criu: box: *"])
+
+
+HOOK_RECORDER = """
+import json
+import os
+import threading
+
+
+def _write(kind, data):
+    with open(os.environ["HOOK_LOG"], "a") as log:
+        log.write(json.dumps({"hook": kind, "thread": threading.current_thread().name,
+                              **data}) + "\\n")
+
+
+def pytest_criu_restored(config, record):
+    _write("restored", {"fixture": record.fixture, "kind": record.kind, "ahead": record.ahead,
+                        "container": record.container, "phases": dict(record.phases),
+                        "ok": record.ok, "made_in": record.thread})
+
+
+def pytest_criu_reset(item, record):
+    _write("reset", {"nodeid": item.nodeid, "fixture": record.fixture,
+                     "seconds": record.seconds, "container": record.container})
+"""
+
+
+def test_hooks_report_every_restore_and_reset_in_the_main_thread(
+    pytester: pytest.Pytester,
+    prepare_log: Path,
+    no_leaks: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log = pytester.path / "hooks.jsonl"
+    monkeypatch.setenv("HOOK_LOG", str(log))
+    pytester.makeconftest(BOX + HOOK_RECORDER)
+    pytester.makepyfile(BOX_TESTS)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--criu-restore-ahead", timeout=300
+    )
+    result.assert_outcomes(passed=3)
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {entry["thread"] for entry in entries} == {"MainThread"}
+    resets = [e for e in entries if e["hook"] == "reset"]
+    assert [e["nodeid"].rsplit("[", 1)[1] for e in resets] == ["0]", "1]", "2]"]
+    assert resets[0]["seconds"] == 0.0, "the first test gets the first restore"
+    restores = [e for e in entries if e["hook"] == "restored"]
+    assert all(e["ok"] and e["kind"] == "fresh" for e in restores)
+    handed = {e["container"] for e in resets}
+    assert handed <= {e["container"] for e in restores}, "each test's container was restored"
+    assert not restores[0]["ahead"], "the first restore is made at set-up"
+    assert any(e["ahead"] and e["made_in"].startswith("criu-ahead") for e in restores)
+    assert "engine restore" in restores[0]["phases"]
+    # Every restore is reported before the reset that hands its container over.
+    for reset in resets:
+        index = entries.index(reset)
+        assert reset["container"] in {
+            e["container"] for e in entries[:index] if e["hook"] == "restored"
+        }
