@@ -350,7 +350,7 @@ def _stop(process: subprocess.Popen[bytes], url: str, base: Path) -> None:
             try:
                 for container in engine.api.containers(all=True):
                     with contextlib.suppress(Exception):
-                        engine.api.remove_container(container["Id"], force=True, v=True)
+                        engine.remove(container["Id"])
             finally:
                 engine.close()
         process.send_signal(signal.SIGTERM)
