@@ -36,6 +36,8 @@ ARCHIVE = "checkpoint.tar"
 #: Podman must restore established TCP connections and file locks as the Docker path does
 #: through /etc/criu/runc.conf; the API takes them per call.
 CRIU_OPTIONS = {"tcpEstablished": "true", "fileLocks": "true"}
+#: Seconds Podman 5 may take to clean a killed container up (as Docker's wait after a kill).
+KILL_WAIT = 30.0
 
 
 class PodmanEngine(ContainerEngine):
@@ -75,6 +77,32 @@ class PodmanEngine(ContainerEngine):
                 self.api.kill(container_id)
         super().remove(container_id)
         self._imported_at.pop(container_id, None)
+
+    def kill(self, container_id: str) -> None:
+        """As Docker's; on Podman 5 until the service has cleaned the container up.
+
+        Podman 5 reports a killed container "stopped" until conmon's exit command has run
+        ``podman container cleanup``, and refuses to restore it meanwhile ("is running or
+        paused, cannot restore: container state improper"); its waits return at "stopped".
+        """
+        super().kill(container_id)
+        if self.major_version() < 5:
+            return
+        deadline = time.monotonic() + KILL_WAIT
+        while time.monotonic() < deadline:
+            try:
+                response = self.api.get(
+                    self._libpod(f"/containers/{container_id}/json"), timeout=self.timeout
+                )
+                with contextlib.closing(response):
+                    if response.status_code >= 300:
+                        return  # gone: nothing to wait for
+                    state = (response.json().get("State") or {}).get("Status")
+            except (requests.exceptions.RequestException, ValueError):
+                return
+            if state != "stopped":
+                return
+            time.sleep(0.05)
 
     def major_version(self) -> int:
         """The service's major version (0 when it does not say), asked once."""
