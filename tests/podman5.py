@@ -47,6 +47,8 @@ BASE_PARENT = Path("/var/tmp")
 BASE_PREFIX = "pcriu-podman5-"
 #: Held shared by every service while it runs; the last one out removes netavark's state.
 USERS_LOCK = "pcriu-podman5.users"
+#: In each service's directory; locked while the service runs.
+ALIVE_LOCK = "alive.lock"
 #: Rootful netavark's state, shared by every rootful Podman 5 (not by Podman 4.3's CNI).
 NETAVARK_RUN_DIR = Path("/run/containers/networks")
 SERVICE_PROCESSES = ("podman", "conmon", "netavark", "aardvark-dns", "runc")
@@ -206,7 +208,12 @@ def running_podman(
 ) -> Iterator[PodmanService]:
     """Start ``install`` as a rootful service beside Podman 4.3; always stop it and clean up."""
     BASE_PARENT.mkdir(parents=True, exist_ok=True)
+    reap_crashed_services()
     base = Path(tempfile.mkdtemp(prefix=BASE_PREFIX, dir=BASE_PARENT))  # mode 0700
+    # Held while the service lives: a run that finds it free knows this one died (below).
+    alive = os.open(base / "alive.new", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(alive, fcntl.LOCK_EX)
+    os.rename(base / "alive.new", base / ALIVE_LOCK)
     tag = f"{os.getpid():x}"
     short = install.name.removeprefix("podman-").replace(".", "")
     bridge = f"pcriu{short}-{tag}"[:15]
@@ -255,7 +262,7 @@ def running_podman(
         shutil.rmtree(base, ignore_errors=True)
         subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
         if subnet:
-            remove_firewall_rules([subnet, bridge])
+            remove_firewall_rules([subnet, bridge, network])
         try:
             fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -264,6 +271,53 @@ def running_podman(
             remove_netavark_state()
         finally:
             os.close(users)
+            os.close(alive)
+
+
+def reap_crashed_services() -> list[Path]:
+    """Remove what services whose runner was killed left: processes, mounts, directory,
+    bridge, firewall rules. A service's directory counts as left when its lock is free."""
+    reaped = []
+    for other in sorted(BASE_PARENT.glob(f"{BASE_PREFIX}*")):
+        try:
+            lock = os.open(other / ALIVE_LOCK, os.O_RDONLY)
+        except OSError:
+            continue  # not made yet, or not a service's
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock)
+            continue  # its service runs
+        try:
+            for pid in [*_processes_using(other, SERVICE_PROCESSES), *_container_processes(other)]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            _unmount_below(other)
+            for network in other.glob("networks/*.json"):
+                with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
+                    data = json.loads(network.read_text())
+                    bridge = str(data["network_interface"])
+                    subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
+                    subnet = str(data["subnets"][0]["subnet"])
+                    remove_firewall_rules([subnet, bridge, str(data["name"])])
+            shutil.rmtree(other, ignore_errors=True)
+            reaped.append(other)
+        finally:
+            os.close(lock)
+    return reaped
+
+
+def _container_processes(base: Path) -> list[int]:
+    """Processes of the containers of the service in ``base`` (their cgroup names the id)."""
+    ids = [d.name for d in (base / "storage/overlay-containers").glob("*") if len(d.name) == 64]
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and ids:
+            with contextlib.suppress(OSError):
+                groups = (entry / "cgroup").read_text()
+                if any(f"libpod-{cid}" in groups for cid in ids):
+                    found.append(int(entry.name))
+    return found
 
 
 def _claim_subnet(base: Path, network: str, bridge: str) -> ipaddress.IPv4Network:
@@ -377,8 +431,10 @@ def remove_netavark_state() -> None:
         ]
     remove_firewall_rules([chain for names in chains.values() for chain in names])
     for table, names in chains.items():
-        for chain in names:
-            subprocess.run(["iptables", "-t", table, "-X", chain], capture_output=True, check=False)
+        for flag in ("-F", "-X"):  # empty every chain first: they jump to each other
+            for chain in names:
+                argv = ["iptables", "-t", table, flag, chain]
+                subprocess.run(argv, capture_output=True, check=False)
     shutil.rmtree(NETAVARK_RUN_DIR, ignore_errors=True)
 
 
@@ -386,13 +442,45 @@ FIREWALL_TABLES = ("nat", "filter", "mangle")
 
 
 def remove_firewall_rules(words: Sequence[str]) -> None:
-    """Delete the iptables rules that name one of ``words`` (a subnet, a bridge, a chain)."""
+    """Delete the iptables rules that name one of ``words`` (a subnet, a bridge, a network,
+    a chain) or an address inside a subnet among them, then the per-network chains of
+    netavark (NETAVARK-DN-*) those rules jumped to, once nothing else jumps there."""
+    subnets = []
+    for word in words:
+        with contextlib.suppress(ValueError):
+            subnets.append(ipaddress.IPv4Network(word))
     for table in FIREWALL_TABLES:
-        listed = subprocess.run(
-            ["iptables", "-t", table, "-S"], capture_output=True, text=True, check=False
-        )
-        for rule in listed.stdout.splitlines():
+        orphans = set()
+        for rule in _rules(table):
             fields = shlex.split(rule)
-            if fields[:1] == ["-A"] and any(word in fields for word in words):
+            if fields[:1] == ["-A"] and any(_names(f, words, subnets) for f in fields[2:]):
                 argv = ["iptables", "-t", table, "-D", *fields[1:]]
                 subprocess.run(argv, capture_output=True, check=False)
+                target = fields[fields.index("-j") + 1] if "-j" in fields[:-1] else ""
+                if target.startswith("NETAVARK-DN-"):
+                    orphans.add(target)
+        remaining = _rules(table)
+        for chain in orphans:
+            if not any(shlex.split(r)[-2:] == ["-j", chain] for r in remaining):
+                for flag in ("-F", "-X"):
+                    argv = ["iptables", "-t", table, flag, chain]
+                    subprocess.run(argv, capture_output=True, check=False)
+
+
+def _rules(table: str) -> list[str]:
+    listed = subprocess.run(
+        ["iptables", "-t", table, "-S"], capture_output=True, text=True, check=False
+    )
+    return listed.stdout.splitlines()
+
+
+def _names(field: str, words: Sequence[str], subnets: Sequence[ipaddress.IPv4Network]) -> bool:
+    """``field`` is one of ``words``, holds one as a word (a comment), or is an address
+    (``A``, ``A/N``, ``A:PORT``) in ``subnets``."""
+    if field in words or any(word in field.split() for word in words):
+        return True
+    try:
+        address = ipaddress.IPv4Address(field.split("/", maxsplit=1)[0].split(":", maxsplit=1)[0])
+    except ValueError:
+        return False
+    return any(address in subnet for subnet in subnets)

@@ -8,7 +8,14 @@ from pathlib import Path
 
 from pytest_criu.setup.conf import _parse
 from tests.engines import SUBNETS as DOCKER_SUBNETS
-from tests.podman5 import SUBNETS, PodmanInstall, containers_conf, network_json, storage_conf
+from tests.podman5 import (
+    SUBNETS,
+    PodmanInstall,
+    _names,
+    containers_conf,
+    network_json,
+    storage_conf,
+)
 from tests.tooling.podman5 import parse_direct_depends, parse_version
 
 DEPENDS = """podman
@@ -65,3 +72,16 @@ def test_default_network_has_its_own_bridge_and_subnet() -> None:
     for ours in SUBNETS:
         assert not ours.overlaps(podman4)
         assert not any(ours.overlaps(docker) for docker in DOCKER_SUBNETS)
+
+
+def test_firewall_rules_are_ours_when_they_name_our_subnet_bridge_or_network() -> None:
+    words = ["172.29.201.0/24", "pcriu54-3f4", "pcriu-podman-5.4-3f4"]
+    subnets = [ipaddress.IPv4Network(words[0])]
+    assert _names("172.29.201.0/24", words, subnets)
+    assert _names("172.29.201.2:80", words, subnets)  # --to-destination
+    assert _names("172.29.201.7/32", words, subnets)
+    assert _names("pcriu54-3f4", words, subnets)
+    assert _names("dnat name: pcriu-podman-5.4-3f4 id: ef1f", words, subnets)  # a comment
+    assert not _names("172.29.200.2:80", words, subnets)
+    assert not _names("pcriu54-3f", words, subnets)
+    assert not _names("dnat name: pcriu-podman-5.4-3f40 id: ef1f", words, subnets)
