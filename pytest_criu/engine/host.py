@@ -523,6 +523,7 @@ class _Probe:
                 )
             )
         conmon = str((host.get("conmon") or {}).get("version", "")).splitlines() or [""]
+        self.daemon = _find_daemon(url, self.timeout)
         self.add(
             check_engine_stack(
                 "Podman",
@@ -530,12 +531,22 @@ class _Probe:
                 {
                     "conmon": conmon[0].removeprefix("conmon version ").split(",")[0],
                     str(runtime.get("name", "OCI runtime")): runtime_version.split()[-1],
+                    "CRIU": self._daemon_criu_version(),
                 },
             )
         )
         self.add(check_network_path("podman", release))
-        self.daemon = _find_daemon(url, self.timeout)
         self.add(self._podman_exit_delay())
+
+    def _daemon_criu_version(self) -> str:
+        """The version of the criu the local engine's PATH finds (its runtime runs that one),
+        or ``""`` when the engine process or its environment cannot be seen."""
+        search = (self.daemon.environ or {}).get("PATH", "") if self.daemon else ""
+        found = shutil.which("criu", path=search) if search else None
+        if found is None:
+            return ""
+        output = _run([found, "--version"], self.timeout)
+        return parse_criu_version(output.text) or ""
 
     def _podman_exit_delay(self) -> Check:
         environ = self.daemon.environ if self.daemon and self.daemon.environ else {}
