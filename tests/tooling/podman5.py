@@ -24,7 +24,7 @@ longer ships the wanted major version, PREFIX/ENGINE.unavailable says why (the t
 run: starts ENGINE as a rootful `podman system service` on a private socket beside the host's
 Podman (tests/podman5.py: its own storage, configuration, bridge and subnet), copies the local
 images pytest-criu/tiny and pytest-criu/services into it from the main Docker, runs CMD with
-CONTAINER_HOST (and PYTEST_CRIU_PODMAN_SOCKET) naming its socket, exits with CMD's status and
+CONTAINER_HOST naming its socket (what PodmanEngine.default_url() reads), exits with CMD's status and
 always tears the service down.
 
 Environment: PYTEST_CRIU_ENGINES_PREFIX (/opt/pytest-criu/engines), PYTEST_CRIU_DEBIAN_URI.
@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -234,6 +235,10 @@ def install(engine: Engine, refresh: bool) -> None:
     log(f"{engine.name}: installed into {directory} in {time.monotonic() - began:.1f} s")
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run_with(engine_name: str, command: Sequence[str]) -> int:
     """Start ``engine_name``'s service, load the images, run ``command``; always tear down."""
     from tests.helpers import SERVICES_IMAGE, TINY_IMAGE
@@ -243,16 +248,17 @@ def run_with(engine_name: str, command: Sequence[str]) -> int:
     if install_found is None:
         log(f"ERROR: {why}")
         return 1
+    # A CI time limit sends SIGTERM: unwind, so that the service is torn down (and CMD,
+    # which subprocess.run kills when interrupted).
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     began = time.monotonic()
     with running_podman(install_found, load_images=(TINY_IMAGE, SERVICES_IMAGE)) as service:
         log(f"{engine_name}: Podman {install_found.podman_version} serves {service.url} "
             f"(bridge {service.bridge}, {service.subnet}) after "
             f"{time.monotonic() - began:.1f} s")  # fmt: skip
-        env = {
-            **os.environ,
-            "CONTAINER_HOST": service.url,
-            "PYTEST_CRIU_PODMAN_SOCKET": service.url,
-        }
+        # Not PYTEST_CRIU_PODMAN_SOCKET: `pytest-criu setup` would then manage (restart)
+        # this service with the host's podman.
+        env = {**os.environ, "CONTAINER_HOST": service.url}
         log(f"{engine_name}: running {' '.join(command)}")
         status = subprocess.run(list(command), env=env, check=False).returncode
     log(f"{engine_name}: {command[0]} exited {status}; torn down after "

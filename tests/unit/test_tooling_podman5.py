@@ -6,6 +6,8 @@ import ipaddress
 import json
 from pathlib import Path
 
+import pytest
+
 from pytest_criu.setup.conf import _parse
 from tests.engines import SUBNETS as DOCKER_SUBNETS
 from tests.podman5 import (
@@ -16,7 +18,7 @@ from tests.podman5 import (
     network_json,
     storage_conf,
 )
-from tests.tooling.podman5 import parse_direct_depends, parse_version
+from tests.tooling.podman5 import main, parse_direct_depends, parse_version
 
 DEPENDS = """podman
   Depends: conmon
@@ -85,3 +87,16 @@ def test_firewall_rules_are_ours_when_they_name_our_subnet_bridge_or_network() -
     assert not _names("172.29.200.2:80", words, subnets)
     assert not _names("pcriu54-3f", words, subnets)
     assert not _names("dnat name: pcriu-podman-5.4-3f40 id: ef1f", words, subnets)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["run"], ["run", "podman-9"], ["run", "podman-5.8", "true"], ["run", "podman-5.8", "--"]],
+)
+def test_run_needs_a_known_engine_and_a_command_after_the_separator(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert "usage: python -m tests.tooling.podman5 run {podman-5.8,podman-5.4} -- CMD" in (
+        capsys.readouterr().err
+    )
