@@ -337,7 +337,7 @@ def _stop(process: subprocess.Popen[bytes], base: Path, *, leftovers: bool = Tru
 DAEMON_PROCESSES = ("dockerd", "containerd", "docker-proxy", "runc")
 
 
-def _processes_using(base: Path) -> list[int]:
+def _processes_using(base: Path, names: tuple[str, ...] = DAEMON_PROCESSES) -> list[int]:
     marker = str(base).encode()
     found = []
     for entry in Path("/proc").iterdir():
@@ -345,7 +345,7 @@ def _processes_using(base: Path) -> list[int]:
             continue
         try:
             # Only the daemon's own processes: a pytest run given its socket names base too.
-            daemonish = (entry / "comm").read_text().startswith(DAEMON_PROCESSES)
+            daemonish = (entry / "comm").read_text().startswith(names)
             if daemonish and marker in (entry / "cmdline").read_bytes():
                 found.append(int(entry.name))
         except OSError:

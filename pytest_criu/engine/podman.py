@@ -36,6 +36,8 @@ ARCHIVE = "checkpoint.tar"
 #: Podman must restore established TCP connections and file locks as the Docker path does
 #: through /etc/criu/runc.conf; the API takes them per call.
 CRIU_OPTIONS = {"tcpEstablished": "true", "fileLocks": "true"}
+#: Seconds Podman 5 may take to clean a killed container up (as Docker's wait after a kill).
+KILL_WAIT = 30.0
 
 
 class PodmanEngine(ContainerEngine):
@@ -48,6 +50,7 @@ class PodmanEngine(ContainerEngine):
     def __init__(self, base_url: str | None = None, timeout: float = 120.0) -> None:
         super().__init__(base_url or self.default_url(), timeout)
         self._imported_at: dict[str, float] = {}
+        self._major: int | None = None
 
     def logs(
         self, container_id: str, *, tail: int | Literal["all"] = "all", since: float | None = None
@@ -63,8 +66,51 @@ class PodmanEngine(ContainerEngine):
         return super().logs(container_id, tail=tail, since=since)
 
     def remove(self, container_id: str) -> None:
+        """As Docker's; on Podman 5 a running container is killed first.
+
+        Podman 5 stops a running container before removing it even when forced: SIGTERM, then
+        its stop timeout (10 s) when the process ignores SIGTERM, as a PID 1 without a handler
+        does. Podman 4.3 kills it at once.
+        """
+        if self.major_version() >= 5:
+            with contextlib.suppress(docker.errors.APIError):
+                self.api.kill(container_id)
         super().remove(container_id)
         self._imported_at.pop(container_id, None)
+
+    def kill(self, container_id: str) -> None:
+        """As Docker's; on Podman 5 until the service has cleaned the container up.
+
+        Podman 5 reports a killed container "stopped" until conmon's exit command has run
+        ``podman container cleanup``, and refuses to restore it meanwhile ("is running or
+        paused, cannot restore: container state improper"); its waits return at "stopped".
+        """
+        super().kill(container_id)
+        if self.major_version() < 5:
+            return
+        deadline = time.monotonic() + KILL_WAIT
+        while time.monotonic() < deadline:
+            try:
+                response = self.api.get(
+                    self._libpod(f"/containers/{container_id}/json"), timeout=self.timeout
+                )
+                with contextlib.closing(response):
+                    if response.status_code >= 300:
+                        return  # gone: nothing to wait for
+                    state = (response.json().get("State") or {}).get("Status")
+            except (requests.exceptions.RequestException, ValueError):
+                return
+            if state != "stopped":
+                return
+            time.sleep(0.05)
+
+    def major_version(self) -> int:
+        """The service's major version (0 when it does not say), asked once."""
+        if self._major is None:
+            release = str(self.version().get("Version", ""))
+            head = release.split(".", maxsplit=1)[0]
+            self._major = int(head) if head.isdigit() else 0
+        return self._major
 
     def create(self, config: ContainerConfig) -> str:
         """As Docker's, with the limits Podman would otherwise raise beyond the host's.

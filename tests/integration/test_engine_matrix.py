@@ -16,18 +16,23 @@ network mode, and the outcome is asserted exactly, failures included:
 - on every engine, --criu-restore-ahead with host networking restores the next container onto
   the port of the current one, which then receives no new connections;
 - Podman 4.3 (bookworm's, rootful service from ``pytest-criu setup --engine podman``) restores all three
-  network modes, recognised from the socket alone (``--criu-engine=auto``).
+  network modes, recognised from the socket alone (``--criu-engine=auto``);
+- Podman 5.8 (sid) and 5.4 (trixie), unpacked by ``tests/tooling/podman5.py`` with their own
+  runc, conmon and netavark and started as services beside 4.3 (``tests/podman5.py``), restore
+  all three network modes the same way.
 
 Without the engines installed these tests skip (and fail under CI, where
-``python -m tests.tooling.engines`` must have run).
+``python -m tests.tooling.engines`` and ``python -m tests.tooling.podman5`` must have run).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import shutil
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,8 +42,11 @@ from typing import Any
 import docker
 import pytest
 
+from pytest_criu.engine.doctor.rules import parse_criu_version
+from pytest_criu.setup.criu import SYSTEM_PATH
 from tests.engines import EngineDaemon, find_engine, running_daemon
 from tests.helpers import TINY_IMAGE, doctor, line_of, podman_url_or_skip
+from tests.podman5 import PodmanService, find_podman, running_podman
 
 MAIN_URL = "unix:///var/run/docker.sock"
 ISSUE_50750 = (
@@ -55,6 +63,13 @@ class Target:
     url: str
     version: str
     daemon: EngineDaemon | None = None
+    podman: PodmanService | None = None
+
+    @property
+    def private(self) -> bool:
+        """Started by the test run (a second daemon or a Podman 5 service): checked by
+        ``left_behind``; the host's engines are checked by ``no_leaks``."""
+        return self.daemon is not None or self.podman is not None
 
 
 # -- daemons --------------------------------------------------------------------------------
@@ -104,6 +119,28 @@ def podman4() -> Target:
     return Target("podman-4", url, _server_version(url))
 
 
+def _podman5(name: str) -> Iterator[Target]:
+    install, why = find_podman(name)
+    if install is None:
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    with running_podman(install, load_images=(TINY_IMAGE,)) as service:
+        yield Target(name, service.url, _server_version(service.url), podman=service)
+
+
+@pytest.fixture(scope="module")
+def podman58() -> Iterator[Target]:
+    """Debian sid's Podman 5.8 with its runc, conmon and netavark, as a second service."""
+    yield from _podman5("podman-5.8")
+
+
+@pytest.fixture(scope="module")
+def podman54() -> Iterator[Target]:
+    """Debian trixie's Podman 5.4 with its runc, conmon and netavark, as a second service."""
+    yield from _podman5("podman-5.4")
+
+
 @pytest.fixture(scope="module")
 def docker26(criu_dir: str) -> Iterator[Target]:
     """Debian trixie's docker.io 26.1 with containerd 1.7, as a second daemon."""
@@ -118,9 +155,9 @@ def docker28(criu_dir: str) -> Iterator[Target]:
 
 def watched(request: pytest.FixtureRequest, left_behind: list[Target], engine: str) -> Target:
     """The daemon of ``engine``, checked for leftovers after the test."""
-    target = request.getfixturevalue(engine.replace("-", ""))
+    target = request.getfixturevalue(engine.replace("-", "").replace(".", ""))
     assert isinstance(target, Target)
-    if target.daemon is None:
+    if not target.private:
         request.getfixturevalue("no_leaks")
     else:
         left_behind.append(target)
@@ -181,6 +218,36 @@ def test_doctor_names_docker_28_stack_and_network_path(docker28: Target) -> None
     path = line_of(result.stdout, "network path")
     assert "bridge and none networks: joins a network holder" in path
     assert f"Docker {docker28.version} restores only these two" in path
+    assert result.stdout.splitlines()[-1].startswith("verdict: snapshots can work here")
+
+
+def test_doctor_names_podman_5_stack(podman58: Target) -> None:
+    """The stack a checkpoint goes through: Podman 5.8's own conmon and runc, the host's CRIU."""
+    assert podman58.podman is not None
+    result = doctor("--engine-url", podman58.url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[FAIL]" not in result.stdout
+    facts = podman58.podman.install.facts
+    criu = shutil.which("criu", path=SYSTEM_PATH)
+    assert criu is not None
+    version = parse_criu_version(
+        subprocess.run([criu, "--version"], check=True, capture_output=True, text=True).stdout
+    )
+
+    def words(name: str) -> str:
+        return " ".join(line_of(result.stdout, name).split())
+
+    # runc says "1.3.6+ds1": Debian's suffix, which engine.env leaves out.
+    assert fnmatch.fnmatch(
+        words("engine stack"),
+        f"[[] ok []] engine stack Podman {podman58.version}, conmon {facts['CONMON_VERSION']}, "
+        f"runc {facts['RUNC_VERSION']}*, CRIU {version}",
+    ), words("engine stack")
+    assert words("podman rootful").startswith(
+        "[ ok ] podman rootful rootful service, OCI runtime runc"
+    )
+    assert words("daemon's criu").startswith("[ ok ]")
+    assert words("podman exec clean-up") == "[ ok ] podman exec clean-up exit_command_delay = 5 s"
     assert result.stdout.splitlines()[-1].startswith("verdict: snapshots can work here")
 
 
@@ -293,6 +360,9 @@ def left_behind() -> Iterator[list[Target]]:
     since = int(time.time()) - 1
     yield used
     for target in used:
+        if target.podman is not None:
+            _assert_podman_clean(target)
+            continue
         assert target.daemon is not None
         client = target.daemon.client()
         try:
@@ -316,6 +386,18 @@ def left_behind() -> Iterator[list[Target]]:
         assert copies == [], f"{target.engine}: containerd's restore copies left: {copies}"
 
 
+def _assert_podman_clean(target: Target) -> None:
+    """A Podman 5 service holds no container and no image but the tiny one."""
+    client = docker.APIClient(base_url=target.url, version="auto", timeout=30)
+    try:
+        containers = client.containers(all=True)
+        images = {tag for image in client.images() for tag in image.get("RepoTags") or []}
+    finally:
+        client.close()
+    assert containers == [], f"{target.engine}: containers left: {containers}"
+    assert images == {f"localhost/{TINY_IMAGE}"}, f"{target.engine}: images left: {images}"
+
+
 @pytest.mark.parametrize(
     ("engine", "network", "holder"),
     [
@@ -333,6 +415,12 @@ def left_behind() -> Iterator[list[Target]]:
         ("podman-4", "bridge", "auto"),
         ("podman-4", "host", "auto"),
         ("podman-4", "none", "auto"),
+        ("podman-5.8", "bridge", "auto"),
+        ("podman-5.8", "host", "auto"),
+        ("podman-5.8", "none", "auto"),
+        ("podman-5.4", "bridge", "auto"),
+        ("podman-5.4", "host", "auto"),
+        ("podman-5.4", "none", "auto"),
     ],
 )
 def test_suite_passes(
@@ -439,7 +527,9 @@ def test_second(box):
 """
 
 
-@pytest.mark.parametrize("engine", ["docker-20", "docker-26", "docker-28", "podman-4"])
+@pytest.mark.parametrize(
+    "engine", ["docker-20", "docker-26", "docker-28", "podman-4", "podman-5.8", "podman-5.4"]
+)
 def test_host_network_turns_restore_ahead_off(
     request: pytest.FixtureRequest,
     pytester: pytest.Pytester,
@@ -551,16 +641,21 @@ def test_in_place(box, i):
 """
 
 
+@pytest.mark.parametrize("engine", ["podman-4", "podman-5.8"])
 def test_podman_without_network_restores_in_place_with_loopback_up(
-    pytester: pytest.Pytester, podman4: Target, no_leaks: None
+    request: pytest.FixtureRequest,
+    pytester: pytest.Pytester,
+    left_behind: list[Target],
+    engine: str,
 ) -> None:
     """Podman 4.3 restores a none-network container with ``lo`` down; the plugin sets it up."""
+    target = watched(request, left_behind, engine)
     write_suite(pytester, "none")
     pytester.makepyfile(test_in_place=INPLACE_TESTS)
     result = pytester.runpytest_subprocess(
         "-p",
         "no:cacheprovider",
-        f"--criu-engine-url={podman4.url}",
+        f"--criu-engine-url={target.url}",
         "--criu-strategy=inplace",
         timeout=300,
     )

@@ -37,7 +37,13 @@ from .podman_rules import (
     stack_parts,
 )
 from .report import Check
-from .rules import SETUP_HINT, SETUP_PODMAN_HINT, check_engine_stack, short_error
+from .rules import (
+    SETUP_HINT,
+    SETUP_PODMAN_HINT,
+    check_engine_stack,
+    parse_criu_version,
+    short_error,
+)
 
 if TYPE_CHECKING:
     from .probe import Probe
@@ -156,9 +162,10 @@ def podman_checks(
         )
     )
     probe.add(check_rootful(url, libpod_info))
-    probe.add(check_engine_stack("Podman", release, stack_parts(libpod_info)))
-    probe.add(check_network_path("podman", release))
     probe.daemon = system.find_engine_process(url, probe.timeout)
+    parts = {**stack_parts(libpod_info), "CRIU": _daemon_criu_version(probe)}
+    probe.add(check_engine_stack("Podman", release, parts))
+    probe.add(check_network_path("podman", release))
     environ = probe.daemon.environ if probe.daemon and probe.daemon.environ else {}
     if environ.get("CONTAINERS_CONF"):
         paths = [environ["CONTAINERS_CONF"]]
@@ -250,6 +257,16 @@ def _managed_containerd_version(probe: Probe) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return parse_containerd_version(result.stdout)
+
+
+def _daemon_criu_version(probe: Probe) -> str:
+    """The version of the criu the engine's PATH finds (its runtime runs that one), or ``""``
+    when the engine process or its environment cannot be seen."""
+    search = (probe.daemon.environ or {}).get("PATH", "") if probe.daemon else ""
+    found = system.which("criu", search) if search else None
+    if found is None:
+        return ""
+    return parse_criu_version(system.run([found, "--version"], probe.timeout).text) or ""
 
 
 def _unreachable(probe: Probe, url: str, error: str) -> None:
