@@ -3,7 +3,8 @@
 Usage: python -m tests.tooling.compat_table [--tests N] [ENGINE...]
 
 For each engine (docker-20 = the main daemon, docker-26 and docker-28 = second daemons from
-``python -m tests.tooling.engines``, podman-4 = the rootful Podman service) and each network
+``python -m tests.tooling.engines``, podman-4 = the rootful Podman service, podman-5.4 and
+podman-5.8 = services from ``python -m tests.tooling.podman5``) and each network
 mode it runs the suite of tests/integration/test_engine_matrix.py (a busybox httpd with a
 published port, a tmpfs and seeded files; each marked test checks that it is pristine) with N
 marked tests (8), restore-ahead off and ``--criu-report``, and prints one Markdown row per run:
@@ -32,6 +33,7 @@ from pytest_criu.engine.podman import PodmanEngine
 from tests.engines import find_engine, running_daemon
 from tests.helpers import TINY_IMAGE
 from tests.integration.test_engine_matrix import SUITE_CONFTEST, SUITE_TESTS, free_port
+from tests.podman5 import find_podman, running_podman
 
 MAIN_DOCKER = "unix:///var/run/docker.sock"
 OUTCOME = re.compile(r"(\d+) (passed|failed|errors?|skipped)")
@@ -62,6 +64,8 @@ ROWS: dict[str, tuple[Row, ...]] = {
     "docker-26": (Row("bridge"), Row("bridge", "off"), Row("host"), Row("none")),
     "docker-28": (Row("bridge"), Row("bridge", "stable"), Row("none"), Row("host")),
     "podman-4": (Row("bridge"), Row("host"), Row("none")),
+    "podman-5.4": (Row("bridge"), Row("host"), Row("none")),
+    "podman-5.8": (Row("bridge"), Row("host"), Row("none")),
 }
 
 
@@ -76,6 +80,12 @@ def engine_url(name: str) -> Iterator[str]:
         yield MAIN_DOCKER
     elif name == "podman-4":
         yield PodmanEngine.default_url()
+    elif name.startswith("podman-"):
+        podman, why = find_podman(name)
+        if podman is None:
+            raise RuntimeError(why)
+        with running_podman(podman, load_images=(TINY_IMAGE,)) as service:
+            yield service.url
     else:
         install, why = find_engine(name)
         if install is None:
