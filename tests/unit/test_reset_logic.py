@@ -241,6 +241,8 @@ class DockerLikeEngine(FakeEngine):
         self.configs: dict[str, ContainerConfig] = {}
         self.started: list[str] = []
         self.holder_fails = holder_fails
+        self.stopped: set[str] = set()
+        """Containers a daemon restart stopped meanwhile (inspect says not running)."""
 
     def create(self, config: ContainerConfig) -> str:
         container_id = super().create(config)
@@ -256,7 +258,7 @@ class DockerLikeEngine(FakeEngine):
         return {"Id": f"sha256:{reference}", "Config": {}}
 
     def inspect(self, container_id: str) -> dict[str, Any]:
-        return {"State": {"Running": True}, "Id": container_id}
+        return {"State": {"Running": container_id not in self.stopped}, "Id": container_id}
 
     def published_ports(self, info: Mapping[str, Any]) -> dict[Port, int]:
         config = self.configs[info["Id"]]
@@ -401,15 +403,7 @@ def test_a_stable_address_keeps_one_holder_and_stops_the_previous_container_firs
 
 def test_a_stable_holder_that_stopped_is_replaced(tmp_path: Path) -> None:
     engine = DockerLikeEngine(tmp_path)
-    stopped: set[str] = set()
-    running = engine.inspect
-
-    def inspect(container_id: str) -> dict[str, Any]:
-        info = running(container_id)
-        info["State"]["Running"] = container_id not in stopped
-        return info
-
-    engine.inspect = inspect  # type: ignore[method-assign]
+    stopped = engine.stopped
     controller, _ = warm(tmp_path, engine, network_holder="stable")
     first = engine.joined(controller.handle.id)
     stopped.add(first)
@@ -440,15 +434,7 @@ def test_network_settings_go_to_the_holder_the_rest_to_the_container() -> None:
 def test_a_holder_stopped_meanwhile_is_replaced(tmp_path: Path) -> None:
     """A daemon restart stops the holder made ahead; the next restore gets a new one."""
     engine = DockerLikeEngine(tmp_path)
-    stopped: set[str] = set()
-    running = engine.inspect
-
-    def inspect(container_id: str) -> dict[str, Any]:
-        info = running(container_id)
-        info["State"]["Running"] = container_id not in stopped
-        return info
-
-    engine.inspect = inspect  # type: ignore[method-assign]
+    stopped = engine.stopped
     controller, _ = warm(tmp_path, engine)
     controller.settle(timeout=10)
     spare = set(engine.holders()) - {engine.joined(controller.handle.id)}
