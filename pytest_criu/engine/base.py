@@ -179,6 +179,18 @@ class ContainerEngine(ImageCalls, InsideCalls):
         checkpoint with the container for :meth:`restore_in_place`.
         """
 
+    stages_restores = False
+    """Whether a restore into a new container splits into :meth:`stage_restore` (create the
+    container, place the checkpoint: work that can be done ahead) and :meth:`restore_staged`."""
+
+    def stage_restore(self, request: RestoreRequest) -> str:
+        """Create the container :meth:`restore_staged` restores ``request`` into; its id."""
+        raise NotImplementedError(f"{self.name} restores into a new container in one call")
+
+    def restore_staged(self, container_id: str, request: RestoreRequest) -> None:
+        """Restore ``request.checkpoint`` into the container :meth:`stage_restore` made."""
+        raise NotImplementedError(f"{self.name} restores into a new container in one call")
+
     @abc.abstractmethod
     def restore_in_place(self, container_id: str, name: str, *, owner: str, lap: Lap) -> None:
         """Kill ``container_id`` and restore it again from its own checkpoint ``name``."""

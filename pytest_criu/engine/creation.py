@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from . import labels as labelling
+from .ahead import MadeAhead
 from .base import ContainerConfig, ContainerEngine
 from .errors import EngineError
 from .handle import CurrentContainer
-from .holders import HolderPool, NetworkPath, holder_spec, joined_spec
+from .holders import HOLDER_START_TIMEOUT, NetworkPath, holder_spec, joined_spec
 from .spec import ContainerSpec
 from .tracker import ContainerTracker
 
@@ -116,14 +117,15 @@ class HolderSupply:
         self._holder_image = holder_image
         self._pull = pull
         self._image_id = ""
-        self._pool: HolderPool | None = None
+        self._pool: MadeAhead[str] | None = None
         self._lasting: str | None = None
 
     def take(self) -> str | None:
-        """A running holder for the next container, or ``None`` on paths without holders."""
+        """A running holder for the next container, or ``None`` on paths without holders;
+        the one after it is made ahead."""
         if self._path == "stable":
             holder = self._lasting
-            if holder is None or not self._running(holder):
+            if holder is None or not self.running(holder):
                 self._lasting = None
                 if holder is not None:
                     self._tracker.retire(holder)
@@ -132,10 +134,16 @@ class HolderSupply:
         if self._path != "holder":
             return None
         if self._pool is None:
-            self._pool = HolderPool(
-                self._make, self._tracker.discard, self._running, name=self._name
+            self._pool = MadeAhead(
+                self._make,
+                thread=f"criu-hold-{self._name}",
+                timeout=HOLDER_START_TIMEOUT,
+                discard=self._tracker.discard,
+                usable=self.running,
             )
-        return self._pool.take()
+        holder = self._pool.take() or self._make()
+        self._pool.start()
+        return holder
 
     def release(self, holder: str | None) -> None:
         """A holder taken for a container that was never made: remove it (not a lasting one)."""
@@ -154,7 +162,8 @@ class HolderSupply:
         if self._pool is not None:
             self._pool.close()
 
-    def _running(self, holder: str) -> bool:
+    def running(self, holder: str) -> bool:
+        """Whether ``holder`` still runs (a daemon restart stops holders)."""
         try:
             return bool((self._engine.inspect(holder).get("State") or {}).get("Running"))
         except Exception:  # gone, or the engine does not answer: make a new one

@@ -153,15 +153,24 @@ class DockerEngine(ContainerEngine):
     def snapshot_image(self, container_id: str, labels: Mapping[str, str]) -> str:
         return self.commit(container_id, labels)
 
+    stages_restores = True
+
     def restore_new(self, request: RestoreRequest) -> str:
+        container_id = self.stage_restore(request)
+        self.restore_staged(container_id, request)
+        return container_id
+
+    def stage_restore(self, request: RestoreRequest) -> str:
         container_id = self.create(request.config)
         request.created(container_id)
         request.lap("create")
         self.place_checkpoint(request.checkpoint, container_id, request.name, owner=request.owner)
         request.lap("place checkpoint")
+        return container_id
+
+    def restore_staged(self, container_id: str, request: RestoreRequest) -> None:
         self.restore(container_id, request.name)
         request.lap("engine restore")
-        return container_id
 
     def restore_in_place(self, container_id: str, name: str, *, owner: str, lap: Lap) -> None:
         self.kill(container_id)

@@ -17,14 +17,9 @@ the previous container before each restore (restore-ahead is off).
 from __future__ import annotations
 
 import dataclasses
-import threading
-import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Literal
 
-from .errors import EngineError, SpecError
+from .errors import SpecError
 from .spec import ContainerSpec
 
 NetworkPath = Literal["holder", "stable", "own", "host", "joined"]
@@ -109,81 +104,3 @@ def joined_spec(spec: ContainerSpec, holder_id: str) -> ContainerSpec:
     return dataclasses.replace(
         spec, ports=(), network_mode=f"container:{holder_id}", create_options=options
     )
-
-
-class HolderPool:
-    """Holders made one ahead in the background, so that taking one costs nothing.
-
-    ``make`` creates and starts a holder and returns its id (raising :class:`EngineError`);
-    ``discard`` removes one that was made but never taken; ``running`` says whether a holder
-    made ahead still runs (a daemon restart stops it meanwhile).
-    """
-
-    def __init__(
-        self,
-        make: Callable[[], str],
-        discard: Callable[[str], None],
-        running: Callable[[str], bool],
-        *,
-        name: str,
-        timeout: float = HOLDER_START_TIMEOUT,
-    ) -> None:
-        self._make = make
-        self._discard = discard
-        self._running = running
-        self._timeout = timeout
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"criu-hold-{name}")
-        self._next: Future[str] | None = None
-        self._closed = False
-        self._lock = threading.Lock()
-
-    def take(self) -> str:
-        """A running holder: the one made ahead, or a new one now; then make the next."""
-        with self._lock:
-            pending, self._next = self._next, None
-        holder: str | None = None
-        if pending is not None:
-            try:
-                holder = pending.result(timeout=self._timeout)
-            except FutureTimeout:
-                pending.add_done_callback(self._discard_made)
-            except EngineError:
-                pass  # made again below, where a lasting problem raises for the caller
-        if holder is not None and not self._running(holder):
-            self._discard(holder)
-            holder = None
-        if holder is None:
-            holder = self._make()
-        self.refill()
-        return holder
-
-    def refill(self) -> None:
-        """Start making the next holder unless one is on its way."""
-        with self._lock:
-            if self._next is None and not self._closed:
-                self._next = self._executor.submit(self._make)
-
-    def close(self) -> None:
-        """Stop making holders; remove the one made ahead."""
-        with self._lock:
-            self._closed = True
-            pending, self._next = self._next, None
-        if pending is not None:
-            pending.add_done_callback(self._discard_made)
-        self._executor.shutdown(wait=True)
-
-    def idle(self, timeout: float) -> bool:
-        """Wait until the holder being made (if any) is ready; ``False`` on timeout."""
-        pending = self._next
-        if pending is None:
-            return True
-        deadline = time.monotonic() + timeout
-        try:
-            pending.exception(timeout=max(0.0, deadline - time.monotonic()))
-        except FutureTimeout:
-            return False
-        return True
-
-    def _discard_made(self, future: Future[str]) -> None:
-        if not future.cancelled() and future.exception() is None:
-            self._discard(future.result())

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .ahead import RestoreAhead
+from .ahead import MadeAhead
 from .errors import DamagedCheckpointError, EngineError
 from .handle import CurrentContainer
 from .restorer import Restorer
+
+RestoredAhead = MadeAhead[CurrentContainer]
+"""The next fresh container, restored while the current test runs."""
 
 
 class ResetStrategy:
@@ -51,7 +54,7 @@ class ResetStrategy:
 class FreshReset(ResetStrategy):
     mode = "snapshot/fresh"
 
-    def __init__(self, restorer: Restorer, ahead: RestoreAhead | None = None) -> None:
+    def __init__(self, restorer: Restorer, ahead: RestoredAhead | None = None) -> None:
         self.restorer = restorer
         self.ahead = ahead
 
@@ -70,8 +73,10 @@ class FreshReset(ResetStrategy):
         return self.ahead.pending, self.ahead.ready
 
     def settle(self, timeout: float) -> None:
-        if self.ahead is not None:
-            self.ahead.settle(timeout)
+        if self.ahead is not None and not self.ahead.idle(timeout):
+            raise EngineError(
+                f"{self.restorer.name}: the restore ahead did not finish within {timeout:g}s"
+            )
 
     def close(self) -> None:
         if self.ahead is not None:
@@ -122,11 +127,17 @@ def snapshot_strategy(
             "restored ahead would take over the current one's ports"
         )
     elif ahead:
-        restore_ahead = RestoreAhead(
+        name = restorer.name
+
+        def failed(error: BaseException) -> None:
+            say(f"{name}: restore-ahead failed ({error}); restoring now")
+
+        restore_ahead: RestoredAhead = MadeAhead(
             lambda: restorer.restore_new(ahead=True),
-            name=restorer.name,
+            thread=f"criu-ahead-{name}",
             timeout=timeout,
-            say=say,
+            discard=lambda container: restorer.factory.tracker.discard(container.id),
+            failed=failed,
         )
         # The first test gets the first restore; the second one's is made meanwhile.
         restore_ahead.start()

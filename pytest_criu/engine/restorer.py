@@ -13,6 +13,7 @@ from .errors import DamagedCheckpointError, EngineError
 from .events import Observer, RestoreKind, RestoreRecord
 from .handle import CurrentContainer
 from .preparing import Preparer
+from .staging import RestoreStaging, with_lap
 from .store import Snapshot, file_sizes
 
 CHECKPOINT_NAME = "pytest-criu"
@@ -24,7 +25,9 @@ class Restorer:
 
     Every error path ends here: containers made for a failed restore are removed (with the
     holder they took), and the error names the warm container, with the container's last log
-    lines when there is a container to read them from.
+    lines when there is a container to read them from. On engines that restore in two steps,
+    the container of the next restore into a new container is staged after each one
+    (:mod:`staging <pytest_criu.engine.staging>`), so that only the restore itself is waited for.
     """
 
     def __init__(
@@ -43,6 +46,9 @@ class Restorer:
         """The image restored containers are created from (committed at checkpoint time)."""
         self._log_tail = log_tail
         self._observer = observer
+        self._staging: RestoreStaging | None = None
+        self._staging_lock = threading.Lock()
+        self._closed = False
 
     @property
     def name(self) -> str:
@@ -58,6 +64,9 @@ class Restorer:
                 "--criu-cache-clear rebuilds it)"
             )
         record = _Recording(self.name, "fresh", ahead)
+        staging = None if keep else self._staging_of_engine()
+        if staging is not None:
+            return self._restore_staged(staging, record)
         created: list[str] = []
         holder = self.factory.holders.take()
         record.lap("holder")
@@ -89,6 +98,53 @@ class Restorer:
             raise type(error)(f"{self.name}: {error}{tail}") from None
         self._tell(record.done(container_id))
         return container
+
+    def _restore_staged(self, staging: RestoreStaging, record: _Recording) -> CurrentContainer:
+        try:
+            staged = staging.take(record.lap)
+        except EngineError as error:
+            staging.refill()
+            self._tell(record.done(None, error))
+            raise
+        try:
+            self.factory.engine.restore_staged(
+                staged.container, with_lap(staged.request, record.lap)
+            )
+            container = self.factory.current(staged.container)
+            record.lap("inspect")
+        except EngineError as error:
+            tail = self._log_tail(staged.container)
+            staging.discard(staged)
+            self._tell(record.done(staged.container, error))
+            raise type(error)(f"{self.name}: {error}{tail}") from None
+        finally:
+            staging.refill()
+        self._tell(record.done(staged.container))
+        return container
+
+    def _staging_of_engine(self) -> RestoreStaging | None:
+        if not self.factory.engine.stages_restores:
+            return None
+        with self._staging_lock:
+            if self._staging is None and not self._closed:
+                self._staging = RestoreStaging(
+                    self.factory, self.checkpoint, self.image, checkpoint_name=CHECKPOINT_NAME
+                )
+            return self._staging
+
+    def settle(self, timeout: float) -> None:
+        """Wait until the restore being staged (if any) is staged; :class:`EngineError` on
+        timeout."""
+        if self._staging is not None and not self._staging.idle(timeout):
+            raise EngineError(f"{self.name}: staging the next restore took over {timeout:g}s")
+
+    def close(self) -> None:
+        """Stop staging restores; the staged container is removed."""
+        with self._staging_lock:
+            self._closed = True
+            staging, self._staging = self._staging, None
+        if staging is not None:
+            staging.close()
 
     def restore_in_place(self, container_id: str) -> CurrentContainer:
         """Stop the container and restore the checkpoint into it again."""

@@ -304,13 +304,17 @@ class WarmContainer:
         deadline = time.monotonic() + timeout
         if self._strategy is not None:
             self._strategy.settle(timeout)
-        self.factory.holders.settle(timeout)
+        if self.restorer is not None:
+            self.restorer.settle(max(0.0, deadline - time.monotonic()))
+        self.factory.holders.settle(max(0.0, deadline - time.monotonic()))
         self.tracker.settle(deadline - time.monotonic())
 
     def close(self) -> None:
         """Remove every container and image this warm container created."""
         if self._strategy is not None:
             self._strategy.close()
+        if self.restorer is not None:
+            self.restorer.close()
         self.factory.close()
         self.tracker.close()
         self._current = None

@@ -10,6 +10,7 @@ import pytest
 
 from pytest_criu.engine.base import ContainerConfig, RestoreRequest
 from pytest_criu.engine.errors import DamagedCheckpointError, EngineError, RestoreError, SpecError
+from pytest_criu.engine.events import ResetRecord, RestoreRecord
 from pytest_criu.engine.holders import holder_spec, joined_spec, network_path
 from pytest_criu.engine.labels import ROLE, Owner
 from pytest_criu.engine.snapshot import Options, WarmContainer
@@ -55,13 +56,22 @@ class FakeEngine:
         self.restored.append(container_id)
         self.events.append(f"restored {container_id}")
 
+    stages_restores = True
+
     def restore_new(self, request: RestoreRequest) -> str:
+        container_id = self.stage_restore(request)
+        self.restore_staged(container_id, request)
+        return container_id
+
+    def stage_restore(self, request: RestoreRequest) -> str:
         container_id = self.create(request.config)
         request.created(container_id)
         self.place_checkpoint(request.checkpoint, container_id, request.name, owner=request.owner)
+        return container_id
+
+    def restore_staged(self, container_id: str, request: RestoreRequest) -> None:
         self.restore(container_id, request.name)
         request.lap("engine restore")
-        return container_id
 
     def restore_in_place(
         self, container_id: str, name: str, *, owner: str, lap: Callable[[str], None]
@@ -93,8 +103,25 @@ class FakeEngine:
         return ""
 
 
+class Recorder:
+    """An observer keeping every restore record."""
+
+    def __init__(self, records: list[RestoreRecord]) -> None:
+        self.records = records
+
+    def restored(self, record: RestoreRecord) -> None:
+        self.records.append(record)
+
+    def reset(self, record: ResetRecord) -> None:
+        pass
+
+
 def warm(
-    tmp_path: Path, engine: FakeEngine, network: str | None = None, **options: Any
+    tmp_path: Path,
+    engine: FakeEngine,
+    network: str | None = None,
+    observer: Recorder | None = None,
+    **options: Any,
 ) -> tuple[WarmContainer, list[str]]:
     said: list[str] = []
     checkpoint = tmp_path / "source" / "checkpoints" / "pytest-criu"
@@ -109,6 +136,7 @@ def warm(
         owner=Owner.current("session"),
         options=Options(**{"restore_ahead": False, **options}),
         say=said.append,
+        observer=observer,
     )
     snapshot = Snapshot(
         checkpoint=str(checkpoint), image="sha256:snap", files=file_sizes(checkpoint)
@@ -127,7 +155,45 @@ def test_first_test_gets_the_first_restore_without_waiting(tmp_path: Path) -> No
     assert controller.handle.port(80) == 30002
     assert controller.restores == 2
     controller.close()
-    assert sorted(engine.removed) == ["c1", "c2"]
+    assert engine.created == ["c1", "c2", "c3"], "c3 was staged for a third test"
+    assert sorted(engine.removed) == ["c1", "c2", "c3"]
+
+
+def test_the_next_container_is_staged_while_the_test_runs(tmp_path: Path) -> None:
+    engine = FakeEngine(tmp_path)
+    records: list[RestoreRecord] = []
+    controller, _ = warm(tmp_path, engine, observer=Recorder(records))
+    controller.settle(timeout=10)
+    staged = engine.created[-1]
+    assert staged not in engine.restored
+    assert (engine.checkpoint_dir(staged, "pytest-criu")).is_dir(), "its checkpoint is placed"
+    controller.touch()
+    controller.reset()
+    assert controller.handle.id == staged, "the reset restored the staged container"
+    assert "staged" in records[-1].phases
+    assert "create" not in records[-1].phases
+    assert "holder" not in records[-1].phases
+    controller.close()
+    assert sorted(engine.removed) == sorted(engine.created)
+
+
+def test_a_staged_container_whose_holder_stopped_is_replaced(tmp_path: Path) -> None:
+    engine = DockerLikeEngine(tmp_path)
+    controller, _ = warm(tmp_path, engine)
+    controller.settle(timeout=10)
+    staged = [c for c in engine.created if c not in engine.holders()][-1]
+    assert staged not in engine.restored
+    engine.stopped.add(engine.joined(staged))  # a daemon restart stops holders, not created ones
+    controller.touch()
+    controller.reset()
+    current = controller.handle.id
+    assert current != staged
+    assert current in engine.restored
+    assert engine.joined(current) not in engine.stopped
+    controller.settle(timeout=10)
+    assert staged in engine.removed, "the unusable staged container was removed"
+    controller.close()
+    assert sorted(engine.removed) == sorted(engine.created)
 
 
 def test_failed_restore_is_retried_when_asked(tmp_path: Path) -> None:
@@ -167,7 +233,8 @@ def test_damaged_checkpoint_is_not_retried(tmp_path: Path) -> None:
         DamagedCheckpointError, match=r"pages-1\.img has 1 bytes, 100 at checkpoint"
     ):
         controller.reset()
-    assert engine.created == ["c1"], "no container was created for a damaged checkpoint"
+    assert engine.restored == ["c1"]
+    assert engine.created == ["c1", "c2"], "only c2, staged before the damage, was created"
     controller.close()
 
 
@@ -278,17 +345,19 @@ def test_every_restored_container_joins_a_holder_of_its_own(tmp_path: Path) -> N
     assert controller.network == "holder"
     controller.touch()
     controller.reset()
-    restored = [c for c in engine.created if c not in engine.holders()]
+    controller.settle(timeout=10)
+    restored = engine.restored
     assert len(restored) == 2
-    holders = [engine.joined(c) for c in restored]
-    assert len(set(holders)) == 2
-    assert set(holders) <= set(engine.holders())
+    joined = [c for c in engine.created if c not in engine.holders()]
+    assert len(joined) == 3, "two restored, one staged for the next reset"
+    holders = [engine.joined(c) for c in joined]
+    assert len(set(holders)) == 3
+    made_ahead = set(engine.holders()) - set(holders)
+    assert len(made_ahead) == 1, "one more holder was made ahead for the next staging"
     for container_id in restored:
         assert engine.configs[container_id].spec.ports == (), "only the holder publishes"
     current = controller.handle.id
     assert controller.handle.port(80) == 40000 + int(engine.joined(current)[1:])
-    controller.settle(timeout=10)
-    assert len(engine.holders()) == 3, "one holder was made ahead for the next reset"
     controller.close()
     assert sorted(engine.removed) == sorted(engine.created)
     for container_id in restored:
@@ -389,10 +458,11 @@ def test_a_stable_address_keeps_one_holder_and_stops_the_previous_container_firs
             f"restored {current}"
         )
     controller.settle(timeout=10)
-    restored = [c for c in engine.created if c not in engine.holders()]
+    restored = engine.restored
     assert len(restored) == 4
     assert len(engine.holders()) == 1, "one holder for the session"
-    assert {engine.joined(c) for c in restored} == set(engine.holders())
+    joined = [c for c in engine.created if c not in engine.holders()]
+    assert {engine.joined(c) for c in joined} == set(engine.holders()), "staged ones too"
     assert len(ports) == 1
     assert set(restored[:-1]) <= set(engine.removed), "replaced containers are removed"
     assert engine.holders()[0] not in engine.removed
