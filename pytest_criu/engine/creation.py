@@ -120,9 +120,9 @@ class HolderSupply:
         self._pool: MadeAhead[str] | None = None
         self._lasting: str | None = None
 
-    def take(self) -> str | None:
+    def take(self, *, ahead: bool = True) -> str | None:
         """A running holder for the next container, or ``None`` on paths without holders;
-        the one after it is made ahead."""
+        with ``ahead``, the one after it is made ahead now (else at :meth:`refill`)."""
         if self._path == "stable":
             holder = self._lasting
             if holder is None or not self.running(holder):
@@ -142,8 +142,14 @@ class HolderSupply:
                 usable=self.running,
             )
         holder = self._pool.take() or self._make()
-        self._pool.start()
+        if ahead:
+            self._pool.start()
         return holder
+
+    def refill(self) -> None:
+        """Start making the next holder ahead unless one is on its way."""
+        if self._pool is not None:
+            self._pool.start()
 
     def release(self, holder: str | None) -> None:
         """A holder taken for a container that was never made: remove it (not a lasting one)."""

@@ -64,7 +64,8 @@ class RestoreStaging:
         on failure nothing made for it is left (raises :class:`EngineError` naming the warm
         container)."""
         factory = self._factory
-        holder = factory.holders.take()
+        # The next holder is made after this container: what the next reset waits for first.
+        holder = factory.holders.take(ahead=False)
         lap("holder")
         created: list[str] = []
 
@@ -90,6 +91,8 @@ class RestoreStaging:
             if isinstance(error, EngineError):
                 raise type(error)(f"{factory.name}: {error}") from None
             raise
+        finally:
+            factory.holders.refill()
         return Staged(container, holder, request)
 
     def refill(self) -> None:
