@@ -9,6 +9,7 @@ from typing import Any, Generic, Literal, TypeVar, cast
 
 import pytest
 
+from .engine.depth import AUTO_AHEAD_DEPTH, MAX_AHEAD_DEPTH
 from .engine.holders import HOLDER_SETTINGS, HolderSetting
 from .engine.spec import ENGINE_CHOICES, STRATEGIES, EngineChoice, Strategy
 
@@ -88,6 +89,18 @@ def _count(value: str) -> int:
     if count < 0:
         raise ValueError(f"{value!r} must be 0 or more")
     return count
+
+
+def _depth(value: str) -> int | None:
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        depth = int(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is neither auto nor a whole number") from None
+    if not 1 <= depth <= MAX_AHEAD_DEPTH:
+        raise ValueError(f"{value!r} must be auto or a number from 1 to {MAX_AHEAD_DEPTH}")
+    return depth
 
 
 def _size(value: str) -> int:
@@ -198,6 +211,17 @@ RESTORE_AHEAD = Option[bool](
     "with the fresh strategy and a container network; --criu-no-restore-ahead turns it off)",
     is_flag=True,
     negation="--criu-no-restore-ahead",
+)
+RESTORE_AHEAD_DEPTH: Option[int | None] = Option(
+    "--criu-restore-ahead-depth",
+    "criu_restore_ahead_depth",
+    "restore_ahead_depth",
+    None,
+    _depth,
+    "how many containers restore-ahead restores at once: auto (default: one per CPU core, "
+    f"at most {AUTO_AHEAD_DEPTH}, fewer when a quarter of the available memory cannot hold "
+    "that many checkpoints) or a number",
+    "auto|N",
 )
 TIMINGS = Option[bool](
     "--criu-timings",
@@ -320,6 +344,7 @@ ALL: tuple[Option[object], ...] = cast(
         RESTORE_TIMEOUT,
         KEEP_ON_FAILURE,
         RESTORE_AHEAD,
+        RESTORE_AHEAD_DEPTH,
         TIMINGS,
         REPORT,
         RESTORE_RETRIES,
@@ -377,6 +402,7 @@ class Settings:
     restore_timeout: float
     keep_on_failure: bool
     restore_ahead: bool
+    restore_ahead_depth: int | None
     timings: bool
     report: str | None
     restore_retries: int

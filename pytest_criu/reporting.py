@@ -47,6 +47,8 @@ class ContainerReport:
     """The network path its containers took: holder, stable, own, host or joined."""
     cleanup_failures: list[str] = field(default_factory=list)
     """Containers it could not remove (the next run's reaper removes them)."""
+    restore_ahead: int | None = None
+    """Restores made ahead at once, or ``None`` without restore-ahead."""
 
     def __post_init__(self) -> None:
         # From xdist workers the groups arrive as lists.
@@ -70,6 +72,7 @@ class ContainerReport:
             checkpoint_bytes=stats.checkpoint_bytes,
             network=controller.network,
             cleanup_failures=list(controller.tracker.failures),
+            restore_ahead=stats.ahead_depth,
         )
 
     def merge(self, other: ContainerReport) -> None:
@@ -219,6 +222,7 @@ def report_data(
                 "prepare_seconds": _rounded(report.prepare_seconds),
                 "checkpoint_seconds": _rounded(report.checkpoint_seconds),
                 "checkpoint_bytes": report.checkpoint_bytes,
+                "restore_ahead": report.restore_ahead,
                 "restores": report.restores,
                 "reset_seconds": [_rounded(seconds) for seconds in report.resets],
                 "processes": report.processes,

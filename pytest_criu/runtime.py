@@ -223,6 +223,7 @@ class Runtime:
             pull=declaration.pull,
             volume_policy=declaration.volume_policy,
             restore_ahead=self.settings.restore_ahead,
+            restore_ahead_depth=self.settings.restore_ahead_depth,
             restore_retries=self.settings.restore_retries,
             network_holder=self.settings.network_holder,
             holder_image=self.settings.holder_image,

@@ -4,8 +4,9 @@ background thread while the current test runs, handed over when the next one nee
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Generic, TypeVar
 
@@ -13,7 +14,8 @@ T = TypeVar("T")
 
 
 class MadeAhead(Generic[T]):
-    """One ``make()`` at a time in a background thread; :meth:`take` hands its result over.
+    """Up to ``depth`` ``make()`` calls ahead in background threads; :meth:`take` hands their
+    results over in the order they were started.
 
     ``discard`` removes a result nobody will take (made too late, no longer ``usable``, or
     made after :meth:`close`); ``failed`` hears why a result could not be taken, so that the
@@ -29,39 +31,41 @@ class MadeAhead(Generic[T]):
         discard: Callable[[T], None] | None = None,
         usable: Callable[[T], bool] | None = None,
         failed: Callable[[BaseException], None] | None = None,
+        depth: int = 1,
     ) -> None:
         self._make = make
         self._timeout = timeout
         self._discard = discard
         self._usable = usable
         self._failed = failed
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread)
-        self._next: Future[T] | None = None
+        self._depth = depth
+        self._executor = ThreadPoolExecutor(max_workers=depth, thread_name_prefix=thread)
+        self._made: deque[Future[T]] = deque()
         self._closed = False
         self._lock = threading.Lock()
 
     @property
     def pending(self) -> bool:
         """Something is being made, or was made and not taken yet."""
-        return self._next is not None
+        return bool(self._made)
 
     @property
     def ready(self) -> bool:
-        """... and it is finished."""
-        pending = self._next
-        return pending is not None and pending.done()
+        """... and the next one to take is finished."""
+        with self._lock:
+            return bool(self._made) and self._made[0].done()
 
     def start(self) -> None:
-        """Start making the next one unless one is on its way (or after :meth:`close`)."""
+        """Start making until ``depth`` are on their way (none after :meth:`close`)."""
         with self._lock:
-            if self._next is None and not self._closed:
-                self._next = self._executor.submit(self._make)
+            while len(self._made) < self._depth and not self._closed:
+                self._made.append(self._executor.submit(self._make))
 
     def take(self) -> T | None:
         """What was made ahead (waiting for it), or ``None``: nothing was started, or it
         failed, took longer than the timeout or is no longer usable."""
         with self._lock:
-            pending, self._next = self._next, None
+            pending = self._made.popleft() if self._made else None
         if pending is None:
             return None
         try:
@@ -81,22 +85,18 @@ class MadeAhead(Generic[T]):
 
     def idle(self, timeout: float) -> bool:
         """Wait until what is being made (if anything) is finished; ``False`` on timeout."""
-        pending = self._next
-        if pending is None:
-            return True
-        try:
-            pending.exception(timeout=max(0.0, timeout))
-        except FutureTimeout:
-            return False
-        return True
+        with self._lock:
+            pending = list(self._made)
+        return not wait(pending, timeout=max(0.0, timeout)).not_done
 
     def close(self) -> None:
         """Stop making; wait for what is being made and discard it."""
         with self._lock:
             self._closed = True
-            pending, self._next = self._next, None
-        if pending is not None:
-            pending.add_done_callback(self._discard_made)
+            pending = list(self._made)
+            self._made.clear()
+        for future in pending:
+            future.add_done_callback(self._discard_made)
         self._executor.shutdown(wait=True)
 
     def _tell(self, error: BaseException) -> None:

@@ -1,4 +1,5 @@
-"""What /proc says about processes: their parent, name, command line, environment, status.
+"""What /proc says about processes (their parent, name, command line, environment, status)
+and about the machine (available memory, CPU cores).
 
 The one module that reads /proc; every reader returns an empty value (or ``None``) for a
 process that is gone or unreadable rather than raising.
@@ -117,6 +118,21 @@ def pid_namespace() -> str:
         return os.readlink("/proc/self/ns/pid")
     except OSError:
         return ""
+
+
+def available_memory() -> int | None:
+    """``MemAvailable`` of /proc/meminfo in bytes, or ``None`` when it cannot be read."""
+    data = _read_bytes("/proc/meminfo") or b""
+    for line in data.decode(errors="replace").splitlines():
+        name, _, value = line.partition(":")
+        if name == "MemAvailable" and value.split() and value.split()[0].isdigit():
+            return int(value.split()[0]) * 1024
+    return None
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) or 1
 
 
 def _read_bytes(path: str) -> bytes | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .ahead import MadeAhead
+from .depth import AheadDepth
 from .errors import DamagedCheckpointError, EngineError
 from .handle import CurrentContainer
 from .restorer import Restorer
@@ -44,6 +45,11 @@ class ResetStrategy:
         """(a restore made ahead exists, it has finished)."""
         return False, False
 
+    @property
+    def ahead_depth(self) -> int | None:
+        """Restores made ahead at once, or ``None`` without restore-ahead."""
+        return None
+
     def settle(self, timeout: float) -> None:
         """Wait for background work of the strategy's own."""
 
@@ -54,9 +60,16 @@ class ResetStrategy:
 class FreshReset(ResetStrategy):
     mode = "snapshot/fresh"
 
-    def __init__(self, restorer: Restorer, ahead: RestoredAhead | None = None) -> None:
+    def __init__(
+        self, restorer: Restorer, ahead: RestoredAhead | None = None, depth: int = 1
+    ) -> None:
         self.restorer = restorer
         self.ahead = ahead
+        self._depth = depth
+
+    @property
+    def ahead_depth(self) -> int | None:
+        return self._depth if self.ahead is not None else None
 
     def next(self, previous: CurrentContainer | None) -> CurrentContainer:
         taken = self.ahead.take() if self.ahead is not None else None
@@ -112,12 +125,14 @@ def snapshot_strategy(
     *,
     inplace: bool,
     ahead: bool,
+    depth: AheadDepth,
     one_namespace: str | None,
     timeout: float,
     say: Callable[[str], None],
 ) -> ResetStrategy:
-    """The strategy restoring ``restorer``'s snapshot; ``one_namespace`` says why every
-    container listens in the same namespace (so that none can be restored ahead), if so."""
+    """The strategy restoring ``restorer``'s snapshot, restoring ``depth`` ahead at once if
+    ``ahead``; ``one_namespace`` says why every container listens in the same namespace (so
+    that none can be restored ahead), if so."""
     if inplace:
         return InPlaceReset(restorer)
     if ahead and one_namespace:
@@ -138,10 +153,11 @@ def snapshot_strategy(
             timeout=timeout,
             discard=lambda container: restorer.factory.tracker.discard(container.id),
             failed=failed,
+            depth=depth.depth,
         )
-        # The first test gets the first restore; the second one's is made meanwhile.
+        # The first test gets the first restore; the next ones are made meanwhile.
         restore_ahead.start()
-        return FreshReset(restorer, restore_ahead)
+        return FreshReset(restorer, restore_ahead, depth.depth)
     return FreshReset(restorer)
 
 

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Literal
 
 from . import labels as labelling
+from . import procfs
 from .base import ContainerEngine
 from .creation import ContainerFactory
+from .depth import ahead_depth
 from .errors import EngineError
 from .events import Observer, ResetRecord
 from .handle import ContainerHandle, CurrentContainer, RestoreListener
@@ -53,6 +55,8 @@ class Options:
     pull: bool = True
     volume_policy: VolumePolicy = "tmpfs"
     restore_ahead: bool = True
+    restore_ahead_depth: int | None = None
+    """Restores ahead at once; ``None``: chosen from the machine (:mod:`.depth`)."""
     restore_retries: int = 0
     network_holder: HolderSetting = "auto"
     holder_image: str | None = None
@@ -69,6 +73,8 @@ class Stats:
     mode: str = ""
     failure: str | None = None
     checkpoint_bytes: int | None = None
+    ahead_depth: int | None = None
+    """Restores made ahead at once (``None``: no restore-ahead)."""
 
 
 class WarmContainer:
@@ -220,10 +226,17 @@ class WarmContainer:
         with self.preparer.phase("first restore"):
             self._current = restorer.restore_new(keep=inplace)
         self.restores = 1
+        depth = ahead_depth(
+            self.options.restore_ahead_depth,
+            cores=procfs.cpu_cores(),
+            available=procfs.available_memory(),
+            checkpoint_bytes=self.stats.checkpoint_bytes,
+        )
         self._strategy = snapshot_strategy(
             restorer,
             inplace=inplace,
             ahead=self.options.restore_ahead,
+            depth=depth,
             one_namespace={"host": "host networking", "stable": "a stable address"}.get(
                 self.network
             ),
@@ -231,6 +244,7 @@ class WarmContainer:
             say=self.say,
         )
         self.stats.mode = self._strategy.mode
+        self.stats.ahead_depth = self._strategy.ahead_depth
 
     def use_recreate(self) -> None:
         """Reset by recreating and preparing again (no CRIU)."""

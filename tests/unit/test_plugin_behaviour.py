@@ -316,6 +316,14 @@ def test_world_writable_cache_dir_is_refused_at_start(pytester: pytest.Pytester)
         (["--criu-cache-size=0"], "*--criu-cache-size: '0' must be a positive size*"),
         (["--criu-lock-timeout=0"], "*--criu-lock-timeout: '0' must be a positive*"),
         (["--criu-engine=lxc"], "*--criu-engine: 'lxc' is not one of auto, docker, podman*"),
+        (
+            ["--criu-restore-ahead-depth=deep"],
+            "*--criu-restore-ahead-depth: 'deep' is neither auto nor a whole number*",
+        ),
+        (
+            ["--criu-restore-ahead-depth=9"],
+            "*--criu-restore-ahead-depth: '9' must be auto or a number from 1 to 8*",
+        ),
     ],
 )
 def test_cache_options_are_validated(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from pytest_criu.engine import procfs
 
@@ -57,3 +58,19 @@ def test_restore_of_needs_both_words() -> None:
     assert procfs.restore_of("abc")(process)
     assert not procfs.restore_of("abd")(process)
     assert not procfs.restore_of("abc")(procfs.Process(1, 0, "runc", (b"runc", b"abc")))
+
+
+def test_available_memory_is_meminfo_s_figure() -> None:
+    line = next(
+        line
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemAvailable:")
+    )
+    expected = int(line.split()[1]) * 1024
+    available = procfs.available_memory()
+    assert available is not None
+    assert abs(available - expected) < 256 * 1024**2, "within what changed meanwhile"
+
+
+def test_cpu_cores_are_those_this_process_may_use() -> None:
+    assert procfs.cpu_cores() == len(os.sched_getaffinity(0))

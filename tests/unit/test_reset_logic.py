@@ -251,7 +251,7 @@ def test_inplace_restores_the_same_container(tmp_path: Path) -> None:
 
 def test_restore_ahead_restores_the_second_container_during_set_up(tmp_path: Path) -> None:
     engine = FakeEngine(tmp_path)
-    controller, _ = warm(tmp_path, engine, restore_ahead=True)
+    controller, _ = warm(tmp_path, engine, restore_ahead=True, restore_ahead_depth=1)
     controller.settle(timeout=10)
     assert engine.restored == ["c1", "c2"], "c2 was restored ahead while set-up finished"
     assert controller.reset() == 0.0
@@ -266,10 +266,29 @@ def test_restore_ahead_restores_the_second_container_during_set_up(tmp_path: Pat
     assert sorted(engine.removed) == sorted(engine.created)
 
 
+def test_a_deeper_restore_ahead_keeps_that_many_restored(tmp_path: Path) -> None:
+    engine = FakeEngine(tmp_path)
+    controller, _ = warm(tmp_path, engine, restore_ahead=True, restore_ahead_depth=3)
+    assert controller.stats.ahead_depth == 3
+    controller.settle(timeout=10)
+    assert len(engine.restored) == 4, "the first restore and three ahead"
+    handed = [controller.handle.id]
+    for _ in range(5):
+        controller.touch()
+        controller.reset()
+        handed.append(controller.handle.id)
+        controller.settle(timeout=10)
+        untaken = [c for c in engine.restored if c not in handed]
+        assert len(untaken) == 3, "the pipeline was filled up again"
+    assert len(set(handed)) == 6, "every test gets a container no test touched"
+    controller.close()
+    assert sorted(engine.removed) == sorted(engine.created)
+
+
 def test_failed_restore_ahead_is_made_up_for_at_the_reset(tmp_path: Path) -> None:
     engine = FakeEngine(tmp_path)
     engine.broken.add("c2")
-    controller, said = warm(tmp_path, engine, restore_ahead=True)
+    controller, said = warm(tmp_path, engine, restore_ahead=True, restore_ahead_depth=1)
     assert controller.handle.id == "c1"
     controller.touch()
     controller.reset()
