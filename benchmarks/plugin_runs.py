@@ -182,7 +182,7 @@ def plugin_flags() -> frozenset[str]:
 def engine_options(engine: str) -> tuple[str, ...]:
     """``--criu-engine=ENGINE`` for a plugin that has the option; nothing for one without.
 
-    A plugin without it knows only Docker (:func:`benchmarks.run.open_engines` refuses
+    A plugin without it knows only Docker (:func:`benchmarks.engines.open_engines` refuses
     other engines for it).
     """
     return (f"{ENGINE_FLAG}={engine}",) if ENGINE_FLAG in plugin_flags() else ()

@@ -15,31 +15,38 @@ Results go to
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime
-import importlib.util
 import json
 import os
-import platform
 import signal
-import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
-
-from pytest_criu.engine.docker import DockerEngine
+from typing import TYPE_CHECKING
 
 from . import report
 from .criu_floor import CriuFloor, become_subreaper
 from .engine_floor import EngineFloor, make_floor
-from .plugin_runs import ENGINE_FLAG, HOLDER_FLAG, Batch, BatchResult, plugin_flags, run_batch
-from .short import ShortResult, measure_short
+from .engines import host_facts, open_engines, remove_labelled
+from .load import load_results, process_sample
+from .plan import Plan, parse_arguments
+from .plugin_runs import HOLDER_FLAG, Batch, BatchResult, plugin_flags, run_batch
+from .records import (
+    AheadResult,
+    FlatResult,
+    Leftovers,
+    Meta,
+    ProcessSample,
+    Results,
+    Series,
+    WorkloadResult,
+)
+from .short import measure_short
 from .source import FrozenPlugin
 from .workloads import BENCH_LABEL, WORKLOADS
 
@@ -58,155 +65,6 @@ STRATEGIES = (
     "criu",
 )
 PLUGIN_STRATEGIES = ("fresh", "fresh-own", "fresh-stable", "inplace", "recreate")
-ENGINES = ("docker", "podman")
-DEFAULT_SOCKETS = {
-    "docker": "unix:///var/run/docker.sock",
-    "podman": "unix:///run/podman/podman.sock",
-}
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How much to run."""
-
-    mode: str
-    workloads: tuple[str, ...]
-    rounds: int
-    tests: int
-    """Tests per plugin batch; the first never waits, so each batch yields tests - 1 resets."""
-    baseline_tests: int
-    fewer_tests: dict[str, int]
-    """Tests per batch for workloads whose resets take seconds (overrides ``tests``)."""
-    ahead_workloads: tuple[str, ...]
-    ahead_rounds: int
-    ahead_tests: int
-    ahead_sleep: dict[str, float]
-    flat_tests: int
-    flat_every: int
-    short_tests: int = 50
-    """Tests in each run of the short-tests part (pristine per test vs one shared container)."""
-    short_rounds: int = 2
-    short_workload: str = "redis-10k"
-    engines: tuple[str, ...] = ("docker",)
-    """The container engines every part runs on, side by side (``--engines``)."""
-
-
-QUICK = Plan(
-    mode="quick",
-    workloads=("tiny", "pyservice", "mariadb"),
-    rounds=2,
-    tests=4,
-    baseline_tests=3,
-    fewer_tests={},
-    ahead_workloads=("tiny",),
-    ahead_rounds=2,
-    ahead_tests=6,
-    ahead_sleep={"tiny": 1.5},
-    flat_tests=40,
-    flat_every=5,
-)
-QUICK_SEVERAL_ENGINES: dict[str, Any] = {"ahead_rounds": 1, "flat_tests": 20}
-"""What ``--quick`` trims when it runs several engines, to stay under 10 minutes on 2 cores."""
-FULL = Plan(
-    mode="full",
-    workloads=("tiny", "redis-10k", "redis-100k", "redis-1m", "mariadb", "pyservice"),
-    rounds=3,
-    tests=8,
-    baseline_tests=4,
-    fewer_tests={"redis-1m": 5, "mariadb": 6},
-    ahead_workloads=("tiny", "pyservice"),
-    ahead_rounds=3,
-    ahead_tests=10,
-    ahead_sleep={"tiny": 1.5, "pyservice": 2.5},
-    flat_tests=500,
-    flat_every=25,
-    short_tests=100,
-    short_rounds=3,
-)
-
-
-@dataclass
-class Series:
-    """Every sample of one strategy on one workload."""
-
-    samples: list[float] = field(default_factory=list)
-    """Seconds a test waited for its reset (a, b, c) or the timed restore (d, e)."""
-    rounds: list[list[float]] = field(default_factory=list)
-    criu: list[float] = field(default_factory=list)
-    """CRIU's own run time per restore, from its log."""
-    phases: dict[str, list[float]] = field(default_factory=dict)
-    """Per-reset seconds of each restore phase."""
-    gaps: list[float] = field(default_factory=list)
-    """Test end to next test start (a, b, c): what the user waits, pytest included."""
-    prepare: list[float] = field(default_factory=list)
-    checkpoint: list[float] = field(default_factory=list)
-    checkpoint_bytes: list[int] = field(default_factory=list)
-    batch_seconds: list[float] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    skipped: str | None = None
-
-    def add_phase(self, phase: str, value: float) -> None:
-        self.phases.setdefault(phase, []).append(value)
-
-
-@dataclass
-class WorkloadResult:
-    name: str
-    description: str
-    engine: str = "docker"
-    checkpoint_bytes: int | None = None
-    physical_bytes: int | None = None
-    prepare_seconds: float | None = None
-    checkpoint_seconds: float | None = None
-    series: dict[str, Series] = field(default_factory=dict)
-    error: str | None = None
-
-
-@dataclass
-class AheadResult:
-    """Visible resets with and without ``--criu-restore-ahead`` for one workload."""
-
-    workload: str
-    sleep: float
-    engine: str = "docker"
-    series: dict[str, Series] = field(default_factory=dict)
-    steady: dict[str, list[float]] = field(default_factory=dict)
-    """Resets from the third test on (the second never has a restore ahead to take)."""
-    tests: int = 0
-    unique_containers: bool = True
-    changed_under_test: int = 0
-    probes_failed: int = 0
-    restored_ahead: int = 0
-    ahead_ready: int = 0
-    ahead_pending: int = 0
-    background_restores: list[float] = field(default_factory=list)
-    """Seconds each restore made ahead took, in the background thread."""
-    test_seconds: list[float] = field(default_factory=list)
-    """Seconds each test's body ran (its probe and sleep)."""
-    errors: list[str] = field(default_factory=list)
-
-
-@dataclass
-class FlatResult:
-    tests: int
-    engine: str = "docker"
-    resets: list[float] = field(default_factory=list)
-    samples: list[dict[str, Any]] = field(default_factory=list)
-    control_samples: list[dict[str, Any]] = field(default_factory=list)
-    """The same sampling in a run of as many tests without a warm container."""
-    leftover_containers: int | None = None
-    error: str | None = None
-
-
-@dataclass
-class Results:
-    meta: dict[str, Any]
-    workloads: list[WorkloadResult] = field(default_factory=list)
-    ahead: list[AheadResult] = field(default_factory=list)
-    flat: list[FlatResult] = field(default_factory=list)
-    """One endurance run per engine (a single object, or null, in results before engines)."""
-    short: list[ShortResult] = field(default_factory=list)
-    """The short-tests part, one per engine."""
 
 
 def log(message: str) -> None:
@@ -531,6 +389,12 @@ def measure_ahead(name: str, plan: Plan, run_id: str, engines: Sequence[str]) ->
     return list(results.values())
 
 
+def _samples(batch: BatchResult) -> list[ProcessSample]:
+    """The pytest process's samples the instrumentation took in ``batch``."""
+    samples = batch.instrument.get("samples") or []
+    return [process_sample(item, f"samples of {batch.batch}") for item in samples]
+
+
 def measure_flat(plan: Plan, run_id: str, engine_name: str, engine: ContainerEngine) -> FlatResult:
     """One long run on the tiny image, sampling the pytest process from inside its tests.
 
@@ -550,7 +414,7 @@ def measure_flat(plan: Plan, run_id: str, engine_name: str, engine: ContainerEng
         run_id,
     )
     result.resets = batch.resets
-    result.samples = batch.instrument.get("samples", [])
+    result.samples = _samples(batch)
     result.error = batch.error
     result.leftover_containers = len(engine.containers(f"{BENCH_LABEL}={run_id}"))
     control = run_batch(
@@ -564,7 +428,7 @@ def measure_flat(plan: Plan, run_id: str, engine_name: str, engine: ContainerEng
         ),
         run_id,
     )
-    result.control_samples = control.instrument.get("samples", [])
+    result.control_samples = _samples(control)
     log(
         f"flat [{engine_name}]: {len(batch.resets)} resets in {batch.wall:.0f}s; "
         f"{len(result.samples)} samples; leftover containers {result.leftover_containers}"
@@ -573,97 +437,6 @@ def measure_flat(plan: Plan, run_id: str, engine_name: str, engine: ContainerEng
 
 
 # -- the command --------------------------------------------------------------------------
-
-
-class EngineUnavailableError(Exception):
-    """Why an engine named in ``--engines`` is left out of this run."""
-
-
-def open_engine(name: str) -> ContainerEngine:
-    """A connection to ``name``, at the socket the plugin's pytest runs will use.
-
-    The plugin (as frozen) must have ``--criu-engine`` for anything but Docker: before the
-    Podman backend it knows only Docker, and its runs are given no engine option at all.
-    """
-    modern = (
-        ENGINE_FLAG in plugin_flags()
-        and importlib.util.find_spec("pytest_criu.engine.connect") is not None
-    )
-    if not modern:
-        if name != "docker":
-            raise EngineUnavailableError(
-                f"the plugin benchmarked has no {ENGINE_FLAG} option (no Podman backend); "
-                "benchmark the working tree or a --plugin-ref that has it"
-            )
-        url = os.environ.get("DOCKER_HOST") or DEFAULT_SOCKETS["docker"]
-    else:
-        from pytest_criu.engine.connect import engine_url
-
-        url = engine_url("podman" if name == "podman" else "docker", None)
-    if url.startswith("unix://") and not Path(url.removeprefix("unix://")).exists():
-        raise EngineUnavailableError(f"no socket at {url} (is the {name} service running?)")
-    try:
-        if not modern:
-            return DockerEngine()
-        from pytest_criu.engine.connect import connect
-
-        return connect("podman" if name == "podman" else "docker", None, timeout=120.0)
-    except Exception as error:
-        raise EngineUnavailableError(f"cannot connect at {url}: {error}") from None
-
-
-def open_engines(names: Sequence[str]) -> tuple[dict[str, ContainerEngine], dict[str, str]]:
-    """Connections to the engines asked for, and why the others were skipped."""
-    engines: dict[str, ContainerEngine] = {}
-    skipped: dict[str, str] = {}
-    for name in names:
-        try:
-            engines[name] = open_engine(name)
-        except EngineUnavailableError as error:
-            skipped[name] = str(error)
-            log(f"engine {name} skipped: {error}")
-    return engines, skipped
-
-
-def host_facts(engines: dict[str, ContainerEngine]) -> dict[str, Any]:
-    criu = subprocess.run(["criu", "--version"], capture_output=True, text=True, check=False)
-    facts: dict[str, Any] = {
-        "cores": os.cpu_count(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "docker": None,
-        "containerd": None,
-        "podman": None,
-        "criu": criu.stdout.split("\n", 1)[0].replace("Version: ", "").strip(),
-        "load_before": os.getloadavg(),
-    }
-    for name, engine in engines.items():
-        version = engine.version()
-        facts[name] = version.get("Version")
-        if name == "docker":
-            facts["containerd"] = next(
-                (
-                    c.get("Version")
-                    for c in version.get("Components", [])
-                    if c["Name"] == "containerd"
-                ),
-                None,
-            )
-    return facts
-
-
-def remove_labelled(engine: ContainerEngine, run_id: str) -> tuple[int, int]:
-    """Remove every container and image carrying this run's benchmark label."""
-    label = f"{BENCH_LABEL}={run_id}"
-    containers = engine.containers(label)
-    for container in containers:
-        with contextlib.suppress(Exception):
-            engine.remove(container["Id"])
-    images = engine.images(label)
-    for image in images:
-        with contextlib.suppress(Exception):
-            engine.remove_image(image["Id"])
-    return len(containers), len(images)
 
 
 @contextlib.contextmanager
@@ -678,68 +451,26 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def parse_arguments(argv: Sequence[str] | None) -> tuple[Plan, argparse.Namespace]:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks",
-        description="Compare pytest-criu's reset strategies on the same workloads, "
-        "interleaved, on this machine (run as root on the engines' host).",
-    )
-    parser.add_argument("--quick", action="store_true", help="a smoke run of a few minutes")
-    parser.add_argument(
-        "--engines",
-        default="docker",
-        help=f"comma-separated container engines to run everything on, side by side: "
-        f"{', '.join(ENGINES)} (default: docker); an engine whose socket is missing is skipped "
-        "with the reason",
-    )
-    parser.add_argument(
-        "--workloads",
-        help=f"comma-separated subset of: {', '.join(WORKLOADS)} (default: the mode's)",
-    )
-    parser.add_argument("--rounds", type=int, help="interleaved rounds per workload")
-    parser.add_argument("--tests", type=int, help="tests per plugin batch (>= 2)")
-    parser.add_argument("--baseline-tests", type=int, help="tests per recreate batch (>= 2)")
-    parser.add_argument("--flat-tests", type=int, help="tests in the endurance run")
-    parser.add_argument(
-        "--skip",
-        default="",
-        help="comma-separated parts to leave out: workloads, ahead, flat, short",
-    )
-    parser.add_argument(
-        "--out", type=Path, help="results directory (default: a new one under benchmarks/results/)"
-    )
-    parser.add_argument("--no-chart", action="store_true", help="do not draw results.png")
-    parser.add_argument(
-        "--plugin-ref",
-        metavar="REF",
-        help="benchmark pytest_criu as committed at REF (git archive; the repository is not "
-        "changed) instead of the working tree",
-    )
-    arguments = parser.parse_args(argv)
-    plan = QUICK if arguments.quick else FULL
-    changes: dict[str, Any] = {}
-    if arguments.workloads:
-        names = tuple(n.strip() for n in arguments.workloads.split(",") if n.strip())
-        unknown = [n for n in names if n not in WORKLOADS]
-        if unknown:
-            parser.error(f"unknown workloads: {', '.join(unknown)}; known: {', '.join(WORKLOADS)}")
-        changes["workloads"] = names
-    engines = tuple(dict.fromkeys(n.strip() for n in arguments.engines.split(",") if n.strip()))
-    unknown = [n for n in engines if n not in ENGINES]
-    if unknown or not engines:
-        parser.error(
-            f"--engines: unknown {', '.join(unknown) or '(none given)'}; known: docker, podman"
-        )
-    changes["engines"] = engines
-    if len(engines) > 1 and plan.mode == "quick":
-        changes.update(QUICK_SEVERAL_ENGINES)
-    for option in ("rounds", "tests", "baseline_tests", "flat_tests"):
-        value = getattr(arguments, option)
-        if value is not None:
-            if value < (1 if option == "rounds" else 2):
-                parser.error(f"--{option.replace('_', '-')} is too small: {value}")
-            changes[option] = value
-    return Plan(**{**asdict(plan), **changes}), arguments
+def write_results(results: Results, out: Path, *, chart: bool) -> str:
+    """``results.json``, ``results.md`` and (with ``chart``) ``results.png`` in ``out``.
+
+    The report reads what was written, as ``python -m benchmarks.report`` reads it later;
+    returns the Markdown.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    written = out / "results.json"
+    written.write_text(json.dumps(asdict(results), indent=1))
+    saved = load_results(written)
+    markdown = report.markdown(saved)
+    (out / "results.md").write_text(markdown)
+    if chart:
+        try:
+            from .report.charts import draw
+        except ImportError:
+            log(report.MISSING_MATPLOTLIB)
+        else:
+            draw(saved, out / "results.png")
+    return markdown
 
 
 def main(argv: Sequence[str] | None = None, *, frozen: FrozenPlugin | None = None) -> int:
@@ -756,26 +487,25 @@ def main(argv: Sequence[str] | None = None, *, frozen: FrozenPlugin | None = Non
     run_id = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
     out = arguments.out or RESULTS / f"{run_id}-{plan.mode}"
     become_subreaper()
-    engines, skipped = open_engines(plan.engines)
+    engines, skipped = open_engines(plan.engines, log=log)
     if not engines:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped.items())
         print(f"benchmarks: no engine to run on ({reasons})", file=sys.stderr)
         return 2
     began = time.monotonic()
     started = datetime.datetime.now(datetime.timezone.utc)
-    results = Results(
-        meta={
-            "run_id": run_id,
-            "mode": plan.mode,
-            "plan": asdict(plan),
-            "command": " ".join(["python -m benchmarks", *(argv or sys.argv[1:])]),
-            "started": started.isoformat(timespec="seconds"),
-            "host": host_facts(engines),
-            "engines": list(engines),
-            "engines_skipped": skipped,
-            "plugin": asdict(frozen) if frozen else {"origin": "not frozen"},
-        }
+    meta = Meta(
+        run_id=run_id,
+        mode=plan.mode,
+        plan=asdict(plan),
+        command=" ".join(["python -m benchmarks", *(argv or sys.argv[1:])]),
+        started=started.isoformat(timespec="seconds"),
+        host=host_facts(engines),
+        engines=list(engines),
+        engines_skipped=skipped,
+        plugin=frozen,
     )
+    results = Results(meta=meta)
     log(
         f"run {run_id}: {plan.mode} mode, engines {', '.join(engines)}, "
         f"workloads {', '.join(plan.workloads)}"
@@ -809,25 +539,15 @@ def main(argv: Sequence[str] | None = None, *, frozen: FrozenPlugin | None = Non
             with contextlib.suppress(Exception):
                 containers, images = remove_labelled(engine, run_id)
                 removed[engine_name] = {"containers": containers, "images": images}
-        results.meta["leftovers_removed"] = {
-            "containers": sum(r["containers"] for r in removed.values()),
-            "images": sum(r["images"] for r in removed.values()),
-            "engines": removed,
-        }
-        results.meta["seconds"] = round(time.monotonic() - began, 1)
-        results.meta["host"]["load_after"] = os.getloadavg()
+        meta.leftovers_removed = Leftovers(
+            containers=sum(r["containers"] for r in removed.values()),
+            images=sum(r["images"] for r in removed.values()),
+            engines=removed,
+        )
+        meta.seconds = round(time.monotonic() - began, 1)
+        meta.host.load_after = os.getloadavg()
         for engine in engines.values():
             engine.close()
-    out.mkdir(parents=True, exist_ok=True)
-    data = json.loads(json.dumps(asdict(results)))
-    (out / "results.json").write_text(json.dumps(data, indent=1))
-    markdown = report.markdown(data)
-    (out / "results.md").write_text(markdown)
-    if not arguments.no_chart:
-        try:
-            report.chart(data, out / "results.png")
-        except ImportError:
-            log("matplotlib is missing: pip install -e '.[bench]' to get results.png")
-    print(markdown)
-    log(f"results in {out} ({results.meta['seconds']:.0f}s)")
+    print(write_results(results, out, chart=not arguments.no_chart))
+    log(f"results in {out} ({meta.seconds:.0f}s)")
     return 0

@@ -16,35 +16,11 @@ It reports the whole run's wall time (pytest start to exit, set-up included), th
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 from .plugin_runs import Batch, BatchResult, run_batch
-from .stats import median, p95, ratio, seconds
+from .records import ShortResult, ShortRun
 
 MODES = ("pristine", "shared")
-TARGET_RATIO = 4.0
-
-
-@dataclass
-class ShortRun:
-    """What one mode measured on one engine, over every round."""
-
-    walls: list[float] = field(default_factory=list)
-    """Whole pytest runs, seconds."""
-    test_phases: list[float] = field(default_factory=list)
-    """First test call's start to the last one's end, seconds."""
-    resets: list[float] = field(default_factory=list)
-    """Visible reset per test (pristine only), first test excluded."""
-    errors: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ShortResult:
-    workload: str
-    engine: str
-    tests: int
-    runs: dict[str, ShortRun] = field(default_factory=dict)
 
 
 def test_phase(result: BatchResult) -> float | None:
@@ -98,56 +74,3 @@ def measure_short(
                 log(f"short {workload} [{engine}] r{round_number + 1} {mode}: "
                     f"{result.wall:.1f}s, {state}")  # fmt: skip
     return list(results.values())
-
-
-def section(items: Sequence[dict[str, Any]]) -> list[str]:
-    """The report's section for the ``short`` results (as read back from results.json)."""
-    rows = []
-    for item in items:
-        pristine, shared = item["runs"]["pristine"], item["runs"]["shared"]
-        whole = ratio(median(pristine["walls"]), median(shared["walls"]))
-        phase = ratio(median(pristine["test_phases"]), median(shared["test_phases"]))
-        reset = median(pristine["resets"])
-        verdict = "-" if whole is None else ("met" if whole <= TARGET_RATIO else "**missed**")
-        rows.append(
-            [
-                item["engine"],
-                f"{item['workload']}, {item['tests']} tests",
-                str(len(pristine["walls"])),
-                seconds(median(shared["walls"])),
-                seconds(median(pristine["walls"])),
-                "-" if whole is None else f"{whole:.1f}x",
-                "-" if phase is None else f"{phase:.1f}x",
-                seconds(reset),
-                seconds(p95(pristine["resets"])),
-                verdict,
-            ]
-        )
-    if not rows:
-        return []
-    header = [
-        "engine", "suite", "runs", "shared: whole run s", "pristine: whole run s",
-        "whole-run ratio", "test-phase ratio", "visible reset median s", "p95 s",
-        f"target <= {TARGET_RATIO:g}x",
-    ]  # fmt: skip
-    lines = [
-        "## Short tests: a pristine container per test vs one shared container",
-        "",
-        "The same suite of millisecond tests (each connects, writes two keys, reads one back) "
-        "against a small Redis, every test marked `criu_snapshot` (plugin defaults, "
-        "restore-ahead on) vs unmarked against one shared container; medians over the runs. "
-        "Whole run = pytest start to exit (set-up, prepare and checkpoint included); test "
-        "phase = the first test's call to the last one's end.",
-        "",
-        "| " + " | ".join(header) + " |",
-        "| " + " | ".join("---" for _ in header) + " |",
-        *("| " + " | ".join(row) + " |" for row in rows),
-        "",
-    ]
-    errors = [
-        f"- {item['engine']} {mode}: {error.splitlines()[0]}"
-        for item in items
-        for mode, run in item["runs"].items()
-        for error in run["errors"]
-    ]
-    return lines + (["Failed runs (left out):", "", *errors, ""] if errors else [])

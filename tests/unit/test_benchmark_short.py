@@ -1,4 +1,4 @@
-"""The short-tests part: what it folds from a run, and the section it reports."""
+"""The short-tests part: what it folds from a run, and the section the report makes of it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import dataclasses
 import json
 
 from benchmarks import short
+from benchmarks.load import results_from_json
 from benchmarks.plugin_runs import Batch, BatchResult
+from benchmarks.records import Host, Meta, Results, ShortResult, ShortRun
+from benchmarks.report import details
 
 
 def _result(wall: float, calls: list[tuple[float, float]], resets: list[float]) -> BatchResult:
@@ -16,7 +19,7 @@ def _result(wall: float, calls: list[tuple[float, float]], resets: list[float]) 
 
 
 def test_a_run_gives_its_wall_its_test_phase_and_its_resets() -> None:
-    run = short.ShortRun()
+    run = ShortRun()
     short.absorb(run, _result(9.0, [(10.0, 10.5), (11.0, 11.2), (12.0, 13.0)], [0.4, 0.2]))
     assert run.walls == [9.0]
     assert run.test_phases == [3.0]
@@ -28,19 +31,21 @@ def test_a_run_gives_its_wall_its_test_phase_and_its_resets() -> None:
     assert run.errors == ["pytest exited with 1"]
 
 
-def _item(pristine_walls: list[float], shared_walls: list[float]) -> dict[str, object]:
-    result = short.ShortResult("redis-10k", "docker", 50)
-    result.runs = {
-        "pristine": short.ShortRun(pristine_walls, [8.0], [0.3, 0.5, 0.4]),
-        "shared": short.ShortRun(shared_walls, [0.5], []),
+def _results(pristine_walls: list[float], shared_walls: list[float]) -> Results:
+    item = ShortResult("redis-10k", "docker", 50)
+    item.runs = {
+        "pristine": ShortRun(pristine_walls, [8.0], [0.3, 0.5, 0.4]),
+        "shared": ShortRun(shared_walls, [0.5], [], ["pytest exited with 1\nthe details"]),
     }
-    # As the report reads it: results.json, through JSON.
-    loaded: dict[str, object] = json.loads(json.dumps(dataclasses.asdict(result)))
-    return loaded
+    host = Host(2, "6.1", "3.11", "20.10", "1.6", None, "4.2.1", (1.0, 1.0, 1.0))
+    results = Results(Meta("run", "quick", {}, "python -m benchmarks", "now", host))
+    results.short = [item]
+    # As the report reads it: results.json, through JSON and the loader.
+    return results_from_json(json.loads(json.dumps(dataclasses.asdict(results))))
 
 
 def test_the_section_reports_both_ratios_and_the_verdict() -> None:
-    lines = short.section([_item([12.0, 14.0], [3.0, 3.0])])
+    lines = details.short_section(_results([12.0, 14.0], [3.0, 3.0]))
     row = next(line for line in lines if line.startswith("| docker"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[1] == "redis-10k, 50 tests"
@@ -48,9 +53,12 @@ def test_the_section_reports_both_ratios_and_the_verdict() -> None:
     assert cells[6] == "16.0x", "test phase: 8 s / 0.5 s"
     assert cells[7] == "0.400"
     assert cells[9] == "**missed**"
-    met = short.section([_item([6.0], [3.0])])
+    assert lines[-2] == "- docker shared: pytest exited with 1", "a failed run's first line"
+    met = details.short_section(_results([6.0], [3.0]))
     assert next(line for line in met if line.startswith("| docker")).rstrip(" |").endswith("met")
 
 
 def test_no_short_results_no_section() -> None:
-    assert short.section([]) == []
+    results = _results([], [])
+    results.short = []
+    assert details.short_section(results) == []
