@@ -49,6 +49,10 @@ class ContainerReport:
     """Containers it could not remove (the next run's reaper removes them)."""
     restore_ahead: int | None = None
     """Restores made ahead at once, or ``None`` without restore-ahead."""
+    checkpoint_memory: dict[str, int] = field(default_factory=dict)
+    """Each process's anonymous memory at checkpoint time, biggest first."""
+    footprint: str | None = None
+    """Where the checkpoint's bytes are, one line."""
 
     def __post_init__(self) -> None:
         # From xdist workers the groups arrive as lists.
@@ -73,6 +77,8 @@ class ContainerReport:
             network=controller.network,
             cleanup_failures=list(controller.tracker.failures),
             restore_ahead=stats.ahead_depth,
+            checkpoint_memory=dict(stats.checkpoint_memory),
+            footprint=stats.footprint,
         )
 
     def merge(self, other: ContainerReport) -> None:
@@ -81,6 +87,8 @@ class ContainerReport:
             self.origin, self.prepare_seconds = other.origin, other.prepare_seconds
             self.checkpoint_seconds = other.checkpoint_seconds
         self.checkpoint_bytes = self.checkpoint_bytes or other.checkpoint_bytes
+        self.checkpoint_memory = self.checkpoint_memory or other.checkpoint_memory
+        self.footprint = self.footprint or other.footprint
         self.restores += other.restores
         self.resets += other.resets
         self.kept += other.kept
@@ -222,6 +230,7 @@ def report_data(
                 "prepare_seconds": _rounded(report.prepare_seconds),
                 "checkpoint_seconds": _rounded(report.checkpoint_seconds),
                 "checkpoint_bytes": report.checkpoint_bytes,
+                "checkpoint_memory": report.checkpoint_memory,
                 "restore_ahead": report.restore_ahead,
                 "restores": report.restores,
                 "reset_seconds": [_rounded(seconds) for seconds in report.resets],
@@ -297,6 +306,8 @@ def summary_lines(reports: list[ContainerReport]) -> list[str]:
                 if saved >= 0.05:
                     line += f"; saved {saved:.1f}s vs re-preparing per test"
         lines.append(line)
+        if report.footprint:
+            lines.append(f"{report.name}: {report.footprint}")
         failures = report.cleanup_failures
         if failures:
             lines.append(

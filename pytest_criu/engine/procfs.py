@@ -120,12 +120,31 @@ def pid_namespace() -> str:
         return ""
 
 
+def anonymous_memory(pid: int) -> int | None:
+    """The ``Anonymous`` memory of /proc/PID/smaps_rollup in bytes (what CRIU dumps of a
+    process, roughly), or ``None``."""
+    data = _read_bytes(f"/proc/{pid}/smaps_rollup")
+    return _kilobytes(data, "Anonymous")
+
+
+def namespace_pid(pid: int) -> int | None:
+    """The pid of ``pid`` in its innermost pid namespace (``NSpid``'s last field)."""
+    for line in status(pid).splitlines():
+        if line.startswith("NSpid:") and line.split()[1:]:
+            last = line.split()[-1]
+            return int(last) if last.isdigit() else None
+    return None
+
+
 def available_memory() -> int | None:
     """``MemAvailable`` of /proc/meminfo in bytes, or ``None`` when it cannot be read."""
-    data = _read_bytes("/proc/meminfo") or b""
-    for line in data.decode(errors="replace").splitlines():
+    return _kilobytes(_read_bytes("/proc/meminfo"), "MemAvailable")
+
+
+def _kilobytes(data: bytes | None, field: str) -> int | None:
+    for line in (data or b"").decode(errors="replace").splitlines():
         name, _, value = line.partition(":")
-        if name == "MemAvailable" and value.split() and value.split()[0].isdigit():
+        if name == field and value.split() and value.split()[0].isdigit():
             return int(value.split()[0]) * 1024
     return None
 

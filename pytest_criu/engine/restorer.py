@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from . import footprint
 from .base import RestoreRequest
 from .creation import ContainerFactory
 from .errors import DamagedCheckpointError, EngineError
@@ -211,6 +212,8 @@ def take_snapshot(
     stopped source goes with the snapshot to whoever receives it.
     """
     engine, tracker = factory.engine, factory.tracker
+    state = engine.inspect(source).get("State") or {}
+    memory = footprint.process_memory(int(state.get("Pid") or 0))
     with preparer.phase("checkpoint (CRIU dump)"):
         began = time.monotonic()
         engine.checkpoint(source, CHECKPOINT_NAME)
@@ -230,4 +233,5 @@ def take_snapshot(
         prepare_seconds=prepare_seconds,
         checkpoint_seconds=time.monotonic() - began,
         source=source,
+        memory=memory,
     )

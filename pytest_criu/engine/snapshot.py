@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from . import footprint, procfs
 from . import labels as labelling
-from . import procfs
 from .base import ContainerEngine
 from .creation import ContainerFactory
 from .depth import ahead_depth
@@ -75,6 +75,10 @@ class Stats:
     checkpoint_bytes: int | None = None
     ahead_depth: int | None = None
     """Restores made ahead at once (``None``: no restore-ahead)."""
+    checkpoint_memory: dict[str, int] = field(default_factory=dict)
+    """Each process's anonymous memory at checkpoint time."""
+    footprint: str | None = None
+    """Where the checkpoint's bytes are, one line."""
 
 
 class WarmContainer:
@@ -219,6 +223,8 @@ class WarmContainer:
         self.restorer = restorer
         self.stats.origin = origin
         self.stats.checkpoint_bytes = sum(snapshot.files.values()) or None
+        self.stats.checkpoint_memory = dict(snapshot.memory)
+        self.stats.footprint = footprint.describe(snapshot.memory, snapshot.files)
         if origin == "prepared" or origin.startswith("prepared "):
             self.stats.prepare_seconds = snapshot.prepare_seconds
             self.stats.checkpoint_seconds = snapshot.checkpoint_seconds

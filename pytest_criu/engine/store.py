@@ -43,9 +43,16 @@ class Snapshot:
     source: str | None = None
     files: Mapping[str, int] = field(default_factory=dict)
     """Size of every checkpoint file at checkpoint time, to notice damage before CRIU does."""
+    memory: Mapping[str, int] = field(default_factory=dict)
+    """Anonymous memory of each process at checkpoint time (:mod:`.footprint`)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "tmpfs": dict(self.tmpfs), "files": dict(self.files)}
+        return {
+            **asdict(self),
+            "tmpfs": dict(self.tmpfs),
+            "files": dict(self.files),
+            "memory": dict(self.memory),
+        }
 
     def damage(self) -> str | None:
         """What changed in the checkpoint files since they were written, or ``None``."""
@@ -69,6 +76,7 @@ class Snapshot:
             checkpoint_seconds=data.get("checkpoint_seconds"),
             source=data.get("source"),
             files=dict(data.get("files") or {}),
+            memory=dict(data.get("memory") or {}),
         )
 
 

@@ -101,7 +101,11 @@ def test_every_marked_test_sees_the_seed(
     result = pytester.runpytest_subprocess(*args, timeout=600)
     result.assert_outcomes(passed=13)
     result.stdout.fnmatch_lines(
-        ["*- pytest-criu -*", "redis: snapshot/fresh*restores; reset before a test: median*"]
+        [
+            "*- pytest-criu -*",
+            "redis: snapshot/fresh*restores; reset before a test: median*",
+            "redis: checkpoint * MB: process memory redis-server (pid 1) * MB*",
+        ]
     )
     rows = [line.split() for line in ports_file.read_text().splitlines()]
     assert len(rows) == 6

@@ -96,3 +96,27 @@ def test_containers_that_could_not_be_removed_are_shown_not_swallowed() -> None:
     merged = _report(cleanup_failures=list(failures))
     merged.merge(_report(cleanup_failures=["container ba9876543210: gone wrong"]))
     assert "could not remove 2 containers" in summary_lines([merged])[1]
+
+
+def test_summary_says_where_the_checkpoint_s_bytes_are() -> None:
+    footprint = "checkpoint 18.0 MB: process memory redis-server (pid 1) 17.0 MB"
+    main, where = summary_lines([_report(footprint=footprint)])
+    assert main.startswith("box: snapshot/fresh; ")
+    assert where == f"box: {footprint}"
+
+
+def test_report_document_has_the_memory_and_the_restore_ahead_depth() -> None:
+    memory = {"redis-server (pid 1)": 17 * 1024**2}
+    (box,) = report_data([_report(checkpoint_memory=memory, restore_ahead=2)], [])["containers"]
+    assert box["checkpoint_memory"] == memory
+    assert box["restore_ahead"] == 2
+    (db,) = report_data([_report(name="db")], [])["containers"]
+    assert db["checkpoint_memory"] == {}
+    assert db["restore_ahead"] is None
+
+
+def test_merged_worker_reports_keep_the_footprint() -> None:
+    controller_side = _report(origin="shared", footprint=None, checkpoint_memory={})
+    controller_side.merge(_report(footprint="checkpoint 1.0 MB", checkpoint_memory={"a": 1}))
+    assert controller_side.footprint == "checkpoint 1.0 MB"
+    assert controller_side.checkpoint_memory == {"a": 1}
