@@ -89,12 +89,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     runtime = runtime_of(session.config)
     if runtime.settings.cache or runtime.settings.cache_clear:
         try:
-            private_directory(runtime.cache_directory())
+            private_directory(runtime.stores.cache_directory())
         except CriuError as error:
             raise pytest.UsageError(f"pytest-criu cache: {error}") from None
     if runtime.settings.cache_clear and not runtime.worker:
         try:
-            removed = runtime.cache().clear()
+            removed = runtime.stores.cache().clear()
         except CriuError as error:
             raise pytest.UsageError(f"--criu-cache-clear: {error}") from None
         runtime.say(f"cache cleared: {removed} entries removed")
@@ -114,7 +114,7 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Ite
 
     runtime = runtime_of(config)
     settings = runtime.settings
-    report = runtime.host_report
+    report = runtime.host.report
     versions = (
         f"CRIU {report.criu_version or 'not found'}, "
         f"{ENGINES[report.engine].title} {report.engine_version or 'unreachable'}"
@@ -263,7 +263,7 @@ def _blocker(runtime: Runtime, item: pytest.Item) -> str | None:
         (
             reason
             for name in item.stash[TARGETS_KEY]
-            if (reason := runtime.blocker_for(declarations[name])) is not None
+            if (reason := runtime.host.blocker_for(declarations[name])) is not None
         ),
         None,
     )

@@ -191,7 +191,7 @@ class Summary:
         if skipped:
             terminalreporter.write_line(
                 f"{_count(skipped, 'marked test')} skipped: snapshots unavailable: "
-                f"{runtime.snapshot_blocker}; run `pytest-criu doctor` for details"
+                f"{runtime.host.snapshot_blocker}; run `pytest-criu doctor` for details"
             )
         if runtime.settings.timings:
             for nodeid, name, wait in self.timings():

@@ -1,4 +1,7 @@
-"""The session's pytest-criu state: settings, the engine connection, host facts, controllers."""
+"""The session's pytest-criu state: settings, the engine connection, controllers.
+
+What the host allows is :mod:`.host_facts`'s; where snapshots are kept, :mod:`.stores`'s.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import contextlib
 import os
 import platform
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,18 +18,18 @@ import pytest
 from .engine import labels
 from .engine.cachekey import cache_key, inputs_digest, source_digest
 from .engine.errors import CriuError
-from .engine.paths import default_cache_directory, private_directory
+from .engine.paths import private_directory
 from .fixtures import Declaration
+from .host_facts import HostFacts
 from .observing import Records
 from .options import Settings
+from .stores import Stores
 from .version import __version__
 
 if TYPE_CHECKING:
     # The engine modules import docker-py: loaded when a warm container is first used.
     from .engine.base import ContainerEngine
-    from .engine.doctor import HostReport
     from .engine.snapshot import PhaseReport, WarmContainer
-    from .engine.store import CacheStore, SnapshotStore
 
 RUNTIME_KEY = pytest.StashKey["Runtime"]()
 
@@ -64,56 +66,20 @@ class Runtime:
         self.timings: list[tuple[str, str, float]] = []
         self.records = Records()
         """Restore and reset records for the hooks (``pytest_criu.hooks``)."""
+        self.host = HostFacts(settings)
+        """What the host allows (the doctor's report, run on first use)."""
+        self.stores = Stores(
+            settings, lambda: self.engine, session=self.owner.session, worker=worker
+        )
+        """Where snapshots are kept: the store, the cache, the run directory."""
         self._advised: set[str] = set()
         self._engine: ContainerEngine | None = None
-        self._report: HostReport | None = None
-        self._store: SnapshotStore | None = None
 
     def advise(self, name: str) -> bool:
         """Whether ``name``'s advisories are still to be given (once per process)."""
         first = name not in self._advised
         self._advised.add(name)
         return first
-
-    # -- lazily computed facts ----------------------------------------------------------
-
-    @property
-    def host_report(self) -> HostReport:
-        if self._report is None:
-            from .engine.doctor import detect_host
-
-            self._report = detect_host(
-                criu_binary=self.settings.criu_binary,
-                docker_url=self.settings.engine_url,
-                engine=self.settings.engine,
-            )
-        return self._report
-
-    @property
-    def snapshot_blocker(self) -> str | None:
-        return self.host_report.snapshot_blocker()
-
-    def blocker_for(self, declaration: Declaration) -> str | None:
-        """Why this warm container cannot be snapshotted here, or ``None``."""
-        blocker = self.snapshot_blocker
-        if blocker is not None:
-            return blocker
-        from .engine.doctor import known_docker_problem
-        from .engine.holders import network_path
-
-        report = self.host_report
-        problem = known_docker_problem(report.docker_version or "")
-        if (
-            problem
-            and report.engine == "docker"
-            and network_path("docker", declaration.spec.network_mode, self.settings.network_holder)
-            == "own"
-        ):
-            return (
-                f"docker version: {problem} (fix: drop --criu-network-holder=off, use Docker "
-                "20.10-27.x or network_mode='host')"
-            )
-        return None
 
     @property
     def engine_used(self) -> bool:
@@ -139,39 +105,6 @@ class Runtime:
                 )
         return self._engine
 
-    @property
-    def run_directory(self) -> Path:
-        """Private scratch space shared by the run's processes (locks, manifests)."""
-        return Path(tempfile.gettempdir(), f"pytest-criu-{os.geteuid()}", self.owner.session)
-
-    def cache_directory(self) -> Path:
-        if self.settings.cache_dir:
-            return Path(self.settings.cache_dir).expanduser()
-        return default_cache_directory()
-
-    @property
-    def store(self) -> SnapshotStore:
-        if self._store is None:
-            from .engine.store import LocalStore, RunStore
-
-            if self.settings.cache:
-                self._store = self.cache()
-            elif self.worker:
-                self._store = RunStore(self.run_directory, self.settings.lock_timeout)
-            else:
-                self._store = LocalStore(self.engine)
-        return self._store
-
-    def cache(self) -> CacheStore:
-        from .engine.store import CacheStore
-
-        return CacheStore(
-            self.engine,
-            self.cache_directory(),
-            max_bytes=self.settings.cache_size,
-            lock_timeout=self.settings.lock_timeout,
-        )
-
     # -- warm containers ----------------------------------------------------------------
 
     def start(self, name: str, declaration: Declaration) -> WarmContainer:
@@ -179,7 +112,7 @@ class Runtime:
         controller = self._controller(name, declaration)
         self.controllers[name] = controller
         try:
-            if self.blocker_for(declaration) is not None:
+            if self.host.blocker_for(declaration) is not None:
                 controller.start()
                 if self.settings.fallback == "recreate":
                     controller.use_recreate()
@@ -187,7 +120,7 @@ class Runtime:
             parts = self.key_parts(controller, declaration, cache=self.settings.cache)
             key = cache_key(parts)
             provenance = {"parts": parts, "base_reference": declaration.spec.image}
-            snapshot, origin = self.store.obtain(
+            snapshot, origin = self.stores.store.obtain(
                 key, self.owner.labels(name, "snapshot"), controller.build_snapshot, provenance
             )
             if origin == "cache":
@@ -262,7 +195,7 @@ class Runtime:
             parts.update(
                 prepare=source_digest(declaration.prepare, self.rootdir),
                 inputs=inputs_digest(declaration.cache_inputs),
-                criu=self.host_report.criu_version,
+                criu=self.host.report.criu_version,
                 kernel=platform.release(),
                 engine=self.engine.name,
                 docker=version.get("Version"),
@@ -280,14 +213,12 @@ class Runtime:
         for controller in list(self.controllers.values()):
             with contextlib.suppress(Exception):
                 self.close(controller)
-        if self._store is not None:
-            with contextlib.suppress(Exception):
-                self._store.close()
+        self.stores.close()
         kept = {cid for c in self.closed for cid in c.tracker.kept}
         if self.worker:
             if kept:
                 # The controller removes the session's containers; tell it which to spare.
-                directory = private_directory(self.run_directory)
+                directory = private_directory(self.stores.run_directory)
                 (directory / f"kept-{os.getpid()}").write_text("\n".join(sorted(kept)))
         else:
             self._remove_session(kept)
@@ -297,9 +228,10 @@ class Runtime:
 
     def _remove_session(self, kept: set[str]) -> None:
         """The controller's final clean-up: everything labelled with the session."""
-        for note in self.run_directory.glob("kept-*"):
+        run_directory = self.stores.run_directory
+        for note in run_directory.glob("kept-*"):
             kept.update(note.read_text().split())
-        shutil.rmtree(self.run_directory, ignore_errors=True)
+        shutil.rmtree(run_directory, ignore_errors=True)
         if self._engine is None and not self.distributed:
             return
         with contextlib.suppress(CriuError, Exception):

@@ -29,7 +29,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +39,9 @@ import docker.errors
 from pytest_criu.engine.daemon import DaemonPaths
 from pytest_criu.engine.placing import NONCE_FILE
 from tests.helpers import TINY_IMAGE
+from tests.tooling.installs import PREFIX, installed_facts
 
-ENGINES_PREFIX = Path(os.environ.get("PYTEST_CRIU_ENGINES_PREFIX", "/opt/pytest-criu/engines"))
+ENGINES_PREFIX = PREFIX
 SETUP_HINT = "run: sudo .venv/bin/python -m tests.tooling.engines"
 #: Subnets tried for the bridges, in order: 172.31.200.0/24 ... 172.31.249.0/24.
 SUBNETS = [ipaddress.ip_network(f"172.31.{n}.0/24") for n in range(200, 250)]
@@ -74,20 +75,13 @@ class EngineInstall:
 
 def find_engine(name: str) -> tuple[EngineInstall | None, str]:
     """``(install, "")`` for an installed engine, else ``(None, why it is not)``."""
+    facts, why = installed_facts(name, SETUP_HINT)
+    if facts is None:
+        return None, why
     root = ENGINES_PREFIX / name
-    facts_file = root / "engine.env"
-    if not facts_file.is_file():
-        note = ENGINES_PREFIX / f"{name}.unavailable"
-        why = note.read_text().strip() if note.is_file() else f"{facts_file} does not exist"
-        return None, f"engine {name} is not installed ({why}); {SETUP_HINT}"
-    facts = {}
-    for line in facts_file.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and not key.startswith("#"):
-            facts[key.strip()] = value.strip()
     dockerd = root / "bin" / "dockerd"
     if not os.access(dockerd, os.X_OK):
-        return None, f"{dockerd} is missing; {SETUP_HINT}"
+        return None, f"{dockerd} is missing; {SETUP_HINT} {name}"
     return EngineInstall(name, root, facts), ""
 
 
@@ -139,9 +133,14 @@ def main_containerd_tmpdir(url: str = "unix:///var/run/docker.sock") -> Path:
 
 @contextlib.contextmanager
 def running_daemon(
-    install: EngineInstall, *, criu_dir: str, timeout: float = 60.0
+    install: EngineInstall,
+    *,
+    criu_dir: str,
+    timeout: float = 60.0,
+    load_images: Sequence[str] = (TINY_IMAGE,),
 ) -> Iterator[EngineDaemon]:
-    """Start ``install``'s dockerd beside the main daemon; always stop it and clean up."""
+    """Start ``install``'s dockerd beside the main daemon with ``load_images`` of the main
+    daemon copied into it; always stop it and clean up."""
     base = Path(tempfile.mkdtemp(prefix=f"pcriu-{install.name}-"))
     tmpdir = main_containerd_tmpdir()
     bridge = f"pcriu{install.major}-{os.getpid():x}"[:15]
@@ -196,7 +195,8 @@ def running_daemon(
         process = start()
         daemon = EngineDaemon(install, base, url, process.pid, bridge, subnet, log, tmpdir, restart)
         _wait_for(daemon, process, timeout)
-        load_image(TINY_IMAGE, url)
+        for image in load_images:
+            load_image(image, url)
         yield daemon
     finally:
         if process is not None:

@@ -37,6 +37,7 @@ from pytest_criu.engine.podman import PodmanEngine
 from pytest_criu.setup.criu import SYSTEM_PATH
 from pytest_criu.setup.podman import ULIMIT_WANT, hard_limits
 from tests.engines import ENGINES_PREFIX, _processes_using, _unmount_below, _used_networks
+from tests.tooling.installs import installed_facts
 
 SETUP_HINT = "run: sudo .venv/bin/python -m tests.tooling.podman5"
 #: Subnets for the services' default networks: not Podman 4.3's 10.88.0.0/16, not the Docker
@@ -85,18 +86,10 @@ class PodmanInstall:
 
 def find_podman(name: str) -> tuple[PodmanInstall | None, str]:
     """``(install, "")`` for an installed Podman 5, else ``(None, why it is not)``."""
-    directory = ENGINES_PREFIX / name
-    facts_file = directory / "engine.env"
-    if not facts_file.is_file():
-        note = ENGINES_PREFIX / f"{name}.unavailable"
-        why = note.read_text().strip() if note.is_file() else f"{facts_file} does not exist"
-        return None, f"engine {name} is not installed ({why}); {SETUP_HINT} {name}"
-    facts = {}
-    for line in facts_file.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and not key.startswith("#"):
-            facts[key.strip()] = value.strip()
-    install = PodmanInstall(name, directory, facts)
+    facts, why = installed_facts(name, SETUP_HINT)
+    if facts is None:
+        return None, why
+    install = PodmanInstall(name, ENGINES_PREFIX / name, facts)
     if not os.access(install.podman, os.X_OK):
         return None, f"{install.podman} is missing; {SETUP_HINT} {name}"
     return install, ""

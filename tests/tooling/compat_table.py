@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -30,10 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from pytest_criu.engine.podman import PodmanEngine
-from tests.engines import find_engine, running_daemon
 from tests.helpers import TINY_IMAGE
 from tests.integration.test_engine_matrix import SUITE_CONFTEST, SUITE_TESTS, free_port
-from tests.podman5 import find_podman, running_podman
+from tests.tooling.with_engine import started_engine
 
 MAIN_DOCKER = "unix:///var/run/docker.sock"
 OUTCOME = re.compile(r"(\d+) (passed|failed|errors?|skipped)")
@@ -80,21 +77,9 @@ def engine_url(name: str) -> Iterator[str]:
         yield MAIN_DOCKER
     elif name == "podman-4":
         yield PodmanEngine.default_url()
-    elif name.startswith("podman-"):
-        podman, why = find_podman(name)
-        if podman is None:
-            raise RuntimeError(why)
-        with running_podman(podman, load_images=(TINY_IMAGE,)) as service:
-            yield service.url
     else:
-        install, why = find_engine(name)
-        if install is None:
-            raise RuntimeError(why)
-        criu = shutil.which("criu")
-        if criu is None:
-            raise RuntimeError("no criu on PATH; run: sudo .venv/bin/pytest-criu setup")
-        with running_daemon(install, criu_dir=os.path.dirname(criu)) as daemon:
-            yield daemon.url
+        with started_engine(name, (TINY_IMAGE,)) as engine:
+            yield engine.url
 
 
 def median_reset(report: Mapping[str, Any]) -> float | None:

@@ -29,7 +29,7 @@ Environment: PYTEST_CRIU_ENGINES_PREFIX (/opt/pytest-criu/engines), PYTEST_CRIU_
 
 from __future__ import annotations
 
-import argparse
+import functools
 import os
 import shutil
 import subprocess
@@ -39,10 +39,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from pytest_criu.setup import apt, criu, plan, system
+from pytest_criu.setup import apt, system
 from pytest_criu.setup.system import SetupError
+from tests.tooling.installs import (
+    PREFIX,
+    install_main,
+    private_apt,
+    read_engine_env,
+    unavailable_note,
+)
 
-PREFIX = Path(os.environ.get("PYTEST_CRIU_ENGINES_PREFIX") or "/opt/pytest-criu/engines")
 APT_WORK = Path("/var/cache/pytest-criu/engines-apt")
 LIB_DIR = "usr/lib/x86_64-linux-gnu"
 LOADER = f"{LIB_DIR}/ld-linux-x86-64.so.2"
@@ -76,7 +82,7 @@ def version_line(binary: Path) -> str | None:
 
 def engine_ok(directory: Path, major: str) -> bool:
     """The prefix is complete and its daemons run on this host's libc."""
-    if not (directory / "engine.env").is_file() or "RUNC_PACKAGE" not in facts(directory):
+    if not (directory / "engine.env").is_file() or "RUNC_PACKAGE" not in read_engine_env(directory):
         return False  # missing, or from before engines had their suite's own runc
     if not all(os.access(directory / "bin" / Path(b).name, os.X_OK) for b in BINARIES):
         return False
@@ -86,19 +92,6 @@ def engine_ok(directory: Path, major: str) -> bool:
     return dockerd.startswith(f"Docker version {major}.") and bool(
         version_line(directory / "bin/containerd")
     )
-
-
-def facts(directory: Path) -> dict[str, str]:
-    lines = (directory / "engine.env").read_text().splitlines()
-    return dict(ln.split("=", 1) for ln in lines if "=" in ln and not ln.startswith("#"))
-
-
-def private_apt(suite: str) -> apt.PrivateApt:
-    run = system.run
-    installer = apt.Apt(run, plan.Plan(check=False, say=log))
-    settings = criu.CriuSettings.from_environment()
-    uri = criu.archive_uri(installer, settings)
-    return apt.PrivateApt(run, APT_WORK / suite, uri, suite, criu.keyring(installer))
 
 
 class Packages(NamedTuple):
@@ -113,24 +106,24 @@ def install(engine: Engine, refresh: bool) -> None:
     directory = PREFIX / engine.name
     began = time.monotonic()
     if not refresh and engine_ok(directory, engine.major):
-        known = facts(directory)
+        known = read_engine_env(directory)
         log(f"{engine.name}: present (Docker {known.get('DOCKER_VERSION')}, containerd "
             f"{known.get('CONTAINERD_VERSION')}, runc {known.get('RUNC_VERSION')})")  # fmt: skip
         return
-    private = private_apt(engine.suite)
+    private = private_apt(APT_WORK / engine.suite, engine.suite, log)
     log(f"{engine.name}: apt-get update for Debian {engine.suite} (private state {private.work})")
     private.update()
     wanted = candidates(private, engine)
     if wanted is None:
         return
     if engine_ok(directory, engine.major):
-        known = facts(directory)
+        known = read_engine_env(directory)
         if (known.get("DOCKER_PACKAGE"), known.get("CONTAINERD_PACKAGE"),
                 known.get("RUNC_PACKAGE")) == wanted:  # fmt: skip
             log(f"{engine.name}: present and current (docker.io {wanted.docker})")
             return
     unpack(engine, private, wanted, directory)
-    (PREFIX / f"{engine.name}.unavailable").unlink(missing_ok=True)
+    unavailable_note(engine.name).unlink(missing_ok=True)
     log(f"{engine.name}: installed into {directory} in {time.monotonic() - began:.1f} s")
 
 
@@ -146,7 +139,7 @@ def candidates(private: apt.PrivateApt, engine: Engine) -> Packages | None:
     if engine_ok(PREFIX / engine.name, engine.major):
         log(f"WARNING: {engine.name}: {why}; keeping the installed one")
     else:
-        (PREFIX / f"{engine.name}.unavailable").write_text(why + "\n")
+        unavailable_note(engine.name).write_text(why + "\n")
         log(f"WARNING: {engine.name}: {why}; not installed (its tests say so); update "
             "ENGINES in tests/tooling/engines.py to the version you want to test")  # fmt: skip
     return None
@@ -216,31 +209,13 @@ def engine_env(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    return install_main(
+        argv,
         prog="python -m tests.tooling.engines",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        installers={e.name: functools.partial(install, e) for e in ENGINES},
+        log=log,
     )
-    parser.add_argument("--refresh", action="store_true", help="download again when newer")
-    parser.add_argument("engines", nargs="*", metavar="ENGINE", help="docker-26, docker-28")
-    args = parser.parse_args(argv)
-    unknown = set(args.engines) - {e.name for e in ENGINES}
-    if unknown:
-        parser.error(f"unknown engine(s) {', '.join(sorted(unknown))}; known: docker-26, docker-28")
-    if os.geteuid() != 0:
-        log("must run as root: sudo .venv/bin/python -m tests.tooling.engines")
-        return 1
-    PREFIX.mkdir(parents=True, exist_ok=True)
-    began = time.monotonic()
-    try:
-        for engine in ENGINES:
-            if not args.engines or engine.name in args.engines:
-                install(engine, args.refresh)
-    except (SetupError, subprocess.CalledProcessError) as error:
-        log(f"ERROR: {error}")
-        return 1
-    log(f"done in {time.monotonic() - began:.1f} s")
-    return 0
 
 
 if __name__ == "__main__":

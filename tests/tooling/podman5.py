@@ -1,8 +1,6 @@
 """Unpack Podman 5 from newer Debian suites into private prefixes, and run commands against it.
 
-Usage:
-  sudo .venv/bin/python -m tests.tooling.podman5 [--refresh] [ENGINE...]
-  sudo .venv/bin/python -m tests.tooling.podman5 run ENGINE -- CMD ARGS...
+Usage: sudo .venv/bin/python -m tests.tooling.podman5 [--refresh] [ENGINE...]
 
 Engines (all by default):
   podman-5.8  Debian unstable (sid) podman 5.8.x with its runc, conmon, netavark, aardvark-dns
@@ -21,21 +19,17 @@ Idempotent: an engine whose prefix is complete and whose podman and runc run is 
 network). --refresh downloads again when the suite now has another version. When a suite no
 longer ships the wanted major version, PREFIX/ENGINE.unavailable says why (the tests quote it).
 
-run: starts ENGINE as a rootful `podman system service` on a private socket beside the host's
-Podman (tests/podman5.py: its own storage, configuration, bridge and subnet), copies the local
-images pytest-criu/tiny and pytest-criu/services into it from the main Docker, runs CMD with
-CONTAINER_HOST naming its socket (what PodmanEngine.default_url() reads), exits with CMD's status and
-always tears the service down.
+To run a command against one of them: python -m tests.tooling.with_engine ENGINE -- CMD ARGS...
+(`python -m tests.tooling.podman5 run ENGINE -- CMD ARGS...`, the older spelling, does the same).
 
 Environment: PYTEST_CRIU_ENGINES_PREFIX (/opt/pytest-criu/engines), PYTEST_CRIU_DEBIAN_URI.
 """
 
 from __future__ import annotations
 
-import argparse
+import functools
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -43,10 +37,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from pytest_criu.setup import apt, criu, plan, system
+from pytest_criu.setup import apt, system
 from pytest_criu.setup.system import SetupError
+from tests.tooling.installs import (
+    PREFIX,
+    install_main,
+    private_apt,
+    read_engine_env,
+    unavailable_note,
+)
 
-PREFIX = Path(os.environ.get("PYTEST_CRIU_ENGINES_PREFIX") or "/opt/pytest-criu/engines")
 APT_WORK = Path("/var/cache/pytest-criu/podman5-apt")
 #: The packages whose programs a rootful Podman service runs, and patchelf (to patch them).
 PACKAGES = ("podman", "runc", "conmon", "netavark", "aardvark-dns", "patchelf")
@@ -99,19 +99,6 @@ def engine_ok(directory: Path, major_minor: str) -> bool:
     podman = first_line([str(root / "usr/bin/podman"), "--version"]) or ""
     runc = first_line([str(root / "usr/sbin/runc"), "--version"]) or ""
     return podman.startswith(f"podman version {major_minor}.") and runc.startswith("runc ")
-
-
-def facts(directory: Path) -> dict[str, str]:
-    lines = (directory / "engine.env").read_text().splitlines()
-    return dict(ln.split("=", 1) for ln in lines if "=" in ln and not ln.startswith("#"))
-
-
-def private_apt(suite: str) -> apt.PrivateApt:
-    run = system.run
-    installer = apt.Apt(run, plan.Plan(check=False, say=log))
-    settings = criu.CriuSettings.from_environment()
-    uri = criu.archive_uri(installer, settings)
-    return apt.PrivateApt(run, APT_WORK / suite, uri, suite, criu.keyring(installer))
 
 
 def parse_direct_depends(text: str) -> list[str]:
@@ -171,9 +158,10 @@ def install(engine: Engine, refresh: bool) -> None:
     directory = PREFIX / engine.name
     began = time.monotonic()
     if not refresh and engine_ok(directory, engine.major_minor):
-        log(f"{engine.name}: present (Podman {facts(directory).get('PODMAN_VERSION')})")
+        known = read_engine_env(directory)
+        log(f"{engine.name}: present (Podman {known.get('PODMAN_VERSION')})")
         return
-    private = private_apt(engine.suite)
+    private = private_apt(APT_WORK / engine.suite, engine.suite, log)
     log(f"{engine.name}: apt-get update for Debian {engine.suite} (private state {private.work})")
     private.update()
     podman_v = private.candidate("podman")
@@ -182,13 +170,12 @@ def install(engine: Engine, refresh: bool) -> None:
         if engine_ok(directory, engine.major_minor):
             log(f"WARNING: {engine.name}: {why}; keeping the installed one")
         else:
-            (PREFIX / f"{engine.name}.unavailable").write_text(why + "\n")
+            unavailable_note(engine.name).write_text(why + "\n")
             log(f"WARNING: {engine.name}: {why}; not installed (its tests say so); update "
                 "ENGINES in tests/tooling/podman5.py to the version you want to test")  # fmt: skip
         return
-    if engine_ok(directory, engine.major_minor) and facts(directory).get("PODMAN_PACKAGE") == (
-        podman_v
-    ):
+    installed = engine_ok(directory, engine.major_minor)
+    if installed and read_engine_env(directory).get("PODMAN_PACKAGE") == podman_v:
         log(f"{engine.name}: present and current (podman {podman_v})")
         return
     wanted = [*library_closure(private, PACKAGES), *DATA_PACKAGES]
@@ -230,79 +217,24 @@ def install(engine: Engine, refresh: bool) -> None:
     )
     if not engine_ok(directory, engine.major_minor):
         raise SetupError(f"{engine.name}: podman or runc does not run from {directory}")
-    (PREFIX / f"{engine.name}.unavailable").unlink(missing_ok=True)
+    unavailable_note(engine.name).unlink(missing_ok=True)
     shutil.rmtree(debs_dir, ignore_errors=True)
     log(f"{engine.name}: installed into {directory} in {time.monotonic() - began:.1f} s")
 
 
-def _exit_on_signal(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
-def run_with(engine_name: str, command: Sequence[str]) -> int:
-    """Start ``engine_name``'s service, load the images, run ``command``; always tear down."""
-    from tests.helpers import SERVICES_IMAGE, TINY_IMAGE
-    from tests.podman5 import find_podman, running_podman
-
-    install_found, why = find_podman(engine_name)
-    if install_found is None:
-        log(f"ERROR: {why}")
-        return 1
-    # A CI time limit sends SIGTERM: unwind, so that the service is torn down (and CMD,
-    # which subprocess.run kills when interrupted).
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    began = time.monotonic()
-    with running_podman(install_found, load_images=(TINY_IMAGE, SERVICES_IMAGE)) as service:
-        log(f"{engine_name}: Podman {install_found.podman_version} serves {service.url} "
-            f"(bridge {service.bridge}, {service.subnet}) after "
-            f"{time.monotonic() - began:.1f} s")  # fmt: skip
-        # Not PYTEST_CRIU_PODMAN_SOCKET: `pytest-criu setup` would then manage (restart)
-        # this service with the host's podman.
-        env = {**os.environ, "CONTAINER_HOST": service.url}
-        log(f"{engine_name}: running {' '.join(command)}")
-        status = subprocess.run(list(command), env=env, check=False).returncode
-    log(f"{engine_name}: {command[0]} exited {status}; torn down after "
-        f"{time.monotonic() - began:.1f} s")  # fmt: skip
-    return status
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    known = [e.name for e in ENGINES]
-    if args_list[:1] == ["run"]:
-        rest = args_list[1:]
-        if len(rest) < 3 or rest[0] not in known or rest[1] != "--":
-            log(f"usage: python -m tests.tooling.podman5 run {{{','.join(known)}}} -- CMD ARGS...")
-            return 2
-        if os.geteuid() != 0:
-            log("must run as root: sudo .venv/bin/python -m tests.tooling.podman5 run ...")
-            return 1
-        return run_with(rest[0], rest[2:])
-    parser = argparse.ArgumentParser(
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["run"]:
+        from tests.tooling import with_engine  # it knows this module's ENGINES
+
+        return with_engine.main(args[1:])
+    return install_main(
+        args,
         prog="python -m tests.tooling.podman5",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        installers={e.name: functools.partial(install, e) for e in ENGINES},
+        log=log,
     )
-    parser.add_argument("--refresh", action="store_true", help="download again when newer")
-    parser.add_argument("engines", nargs="*", metavar="ENGINE", help=", ".join(known))
-    args = parser.parse_args(args_list)
-    unknown = set(args.engines) - set(known)
-    if unknown:
-        parser.error(f"unknown engine(s) {', '.join(sorted(unknown))}; known: {', '.join(known)}")
-    if os.geteuid() != 0:
-        log("must run as root: sudo .venv/bin/python -m tests.tooling.podman5")
-        return 1
-    PREFIX.mkdir(parents=True, exist_ok=True)
-    began = time.monotonic()
-    try:
-        for engine in ENGINES:
-            if not args.engines or engine.name in args.engines:
-                install(engine, args.refresh)
-    except (SetupError, subprocess.CalledProcessError) as error:
-        log(f"ERROR: {error}")
-        return 1
-    log(f"done in {time.monotonic() - began:.1f} s")
-    return 0
 
 
 if __name__ == "__main__":

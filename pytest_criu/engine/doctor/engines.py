@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .. import procfs
 from ..connect import engine_url, identify, mismatch, uses_docker_environment
 from ..docker import DockerEngine
-from ..podman import LIBPOD_VERSION
+from ..podman_workarounds import LIBPOD_VERSION
 from . import system
 from .docker_rules import (
     check_docker_host,

@@ -1,0 +1,60 @@
+"""What this host allows: the doctor's report, detected once per process, and its blockers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .fixtures import Declaration
+from .options import Settings
+
+if TYPE_CHECKING:
+    # The doctor probes the engine through docker-py: loaded when the host is first examined.
+    from .engine.doctor import HostReport
+
+
+class HostFacts:
+    """The host report for the settings' CRIU and engine, and why a snapshot cannot be taken."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._report: HostReport | None = None
+
+    @property
+    def report(self) -> HostReport:
+        """The doctor's checks, run on first use."""
+        if self._report is None:
+            from .engine.doctor import detect_host
+
+            self._report = detect_host(
+                criu_binary=self.settings.criu_binary,
+                docker_url=self.settings.engine_url,
+                engine=self.settings.engine,
+            )
+        return self._report
+
+    @property
+    def snapshot_blocker(self) -> str | None:
+        """Why no warm container can be snapshotted here, or ``None``."""
+        return self.report.snapshot_blocker()
+
+    def blocker_for(self, declaration: Declaration) -> str | None:
+        """Why this warm container cannot be snapshotted here, or ``None``."""
+        blocker = self.snapshot_blocker
+        if blocker is not None:
+            return blocker
+        from .engine.doctor import known_docker_problem
+        from .engine.holders import network_path
+
+        report = self.report
+        problem = known_docker_problem(report.docker_version or "")
+        if (
+            problem
+            and report.engine == "docker"
+            and network_path("docker", declaration.spec.network_mode, self.settings.network_holder)
+            == "own"
+        ):
+            return (
+                f"docker version: {problem} (fix: drop --criu-network-holder=off, use Docker "
+                "20.10-27.x or network_mode='host')"
+            )
+        return None
