@@ -42,7 +42,7 @@ from pytest_criu.engine import labels as labelling
 try:
     from pytest_criu.engine.base import ContainerConfig
 except ImportError:  # a --plugin-ref from before engine/base.py (it was engine/compat.py)
-    from pytest_criu.engine.compat import ContainerConfig  # type: ignore[import-not-found,no-redef]
+    from pytest_criu.engine.compat import ContainerConfig  # type: ignore[import-not-found,no-redef,unused-ignore]
 from pytest_criu.engine.docker import DockerEngine
 from pytest_criu.engine.snapshot import CHECKPOINT_NAME, Options, WarmContainer
 from pytest_criu.engine.spec import build_spec

@@ -23,6 +23,7 @@ def settings(**changes: Any) -> Settings:
         "restore_timeout": 120.0,
         "keep_on_failure": False,
         "restore_ahead": True,
+        "restore_ahead_depth": None,
         "timings": False,
         "report": None,
         "restore_retries": 1,
