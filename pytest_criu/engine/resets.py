@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from . import procfs
 from .ahead import MadeAhead
-from .depth import AheadDepth
+from .depth import ahead_depth
 from .errors import DamagedCheckpointError, EngineError
 from .handle import CurrentContainer
+from .holders import NetworkPath
 from .restorer import Restorer
 
 RestoredAhead = MadeAhead[CurrentContainer]
@@ -125,16 +127,17 @@ def snapshot_strategy(
     *,
     inplace: bool,
     ahead: bool,
-    depth: AheadDepth,
-    one_namespace: str | None,
+    depth: int | None,
+    network: NetworkPath,
     timeout: float,
     say: Callable[[str], None],
 ) -> ResetStrategy:
-    """The strategy restoring ``restorer``'s snapshot, restoring ``depth`` ahead at once if
-    ``ahead``; ``one_namespace`` says why every container listens in the same namespace (so
-    that none can be restored ahead), if so."""
+    """The strategy restoring ``restorer``'s snapshot; with ``ahead``, ``depth`` restores
+    ahead at once (``None``: as many as the machine affords), unless every container on the
+    ``network`` path listens in the same namespace."""
     if inplace:
         return InPlaceReset(restorer)
+    one_namespace = {"host": "host networking", "stable": "a stable address"}.get(network)
     if ahead and one_namespace:
         # The next container would bind the same ports and take new connections.
         say(
@@ -143,6 +146,12 @@ def snapshot_strategy(
         )
     elif ahead:
         name = restorer.name
+        chosen = ahead_depth(
+            depth,
+            cores=procfs.cpu_cores(),
+            available=procfs.available_memory(),
+            checkpoint_bytes=sum(restorer.snapshot.files.values()) or None,
+        )
 
         def failed(error: BaseException) -> None:
             say(f"{name}: restore-ahead failed ({error}); restoring now")
@@ -153,11 +162,11 @@ def snapshot_strategy(
             timeout=timeout,
             discard=lambda container: restorer.factory.tracker.discard(container.id),
             failed=failed,
-            depth=depth.depth,
+            depth=chosen.depth,
         )
         # The first test gets the first restore; the next ones are made meanwhile.
         restore_ahead.start()
-        return FreshReset(restorer, restore_ahead, depth.depth)
+        return FreshReset(restorer, restore_ahead, chosen.depth)
     return FreshReset(restorer)
 
 
@@ -179,3 +188,32 @@ def next_with_retries(
             first_line = str(error).splitlines()[0]
             say(f"{name}: reset failed ({first_line}); retry {attempt + 1}/{retries}")
     return strategy.next(previous)
+
+
+def next_container(
+    strategy: ResetStrategy,
+    previous: CurrentContainer | None,
+    *,
+    kill_first: Callable[[str], None] | None,
+    discard: Callable[[str], None],
+    retries: int,
+    say: Callable[[str], None],
+    name: str,
+) -> CurrentContainer:
+    """The next test's container from ``strategy`` (see :func:`next_with_retries`).
+
+    A ``previous`` container the strategy replaces is killed first with ``kill_first`` (when
+    every container listens in one namespace: CRIU would let both listen, and the test could
+    reach the old one) and handed to ``discard`` once the next one runs: removing it
+    meanwhile slows the restore (Podman's by about half, measured by the benchmarks).
+    """
+    replaced: str | None = None
+    if previous is not None and strategy.replaces:
+        if kill_first is not None:
+            kill_first(previous.id)
+        replaced, previous = previous.id, None
+    try:
+        return next_with_retries(strategy, previous, retries, say, name)
+    finally:
+        if replaced is not None:
+            discard(replaced)

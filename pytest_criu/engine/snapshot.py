@@ -16,18 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from . import footprint, procfs
+from . import footprint
 from . import labels as labelling
 from .base import ContainerEngine
 from .creation import ContainerFactory
-from .depth import ahead_depth
 from .errors import EngineError
 from .events import Observer, ResetRecord
 from .handle import ContainerHandle, CurrentContainer, RestoreListener
 from .holders import HolderSetting, NetworkPath, network_path
 from .preparing import PhaseReport, Preparer, Say, VolumePolicy
 from .ready import ReadyCheck
-from .resets import RecreateReset, ResetStrategy, next_with_retries, snapshot_strategy
+from .resets import RecreateReset, ResetStrategy, next_container, snapshot_strategy
 from .restorer import CHECKPOINT_NAME, Restorer, take_snapshot
 from .spec import ContainerSpec, Strategy
 from .store import Snapshot
@@ -79,6 +78,16 @@ class Stats:
     """Each process's anonymous memory at checkpoint time."""
     footprint: str | None = None
     """Where the checkpoint's bytes are, one line."""
+
+    def absorb(self, snapshot: Snapshot, origin: str) -> None:
+        """What the summary reports of the snapshot restores come from."""
+        self.origin = origin
+        self.checkpoint_bytes = sum(snapshot.files.values()) or None
+        self.checkpoint_memory = dict(snapshot.memory)
+        self.footprint = footprint.describe(snapshot.memory, snapshot.files)
+        if origin == "prepared" or origin.startswith("prepared "):
+            self.prepare_seconds = snapshot.prepare_seconds
+            self.checkpoint_seconds = snapshot.checkpoint_seconds
 
 
 class WarmContainer:
@@ -221,31 +230,17 @@ class WarmContainer:
             observer=self.observer,
         )
         self.restorer = restorer
-        self.stats.origin = origin
-        self.stats.checkpoint_bytes = sum(snapshot.files.values()) or None
-        self.stats.checkpoint_memory = dict(snapshot.memory)
-        self.stats.footprint = footprint.describe(snapshot.memory, snapshot.files)
-        if origin == "prepared" or origin.startswith("prepared "):
-            self.stats.prepare_seconds = snapshot.prepare_seconds
-            self.stats.checkpoint_seconds = snapshot.checkpoint_seconds
+        self.stats.absorb(snapshot, origin)
         inplace = self.options.strategy == "inplace"
         with self.preparer.phase("first restore"):
             self._current = restorer.restore_new(keep=inplace)
         self.restores = 1
-        depth = ahead_depth(
-            self.options.restore_ahead_depth,
-            cores=procfs.cpu_cores(),
-            available=procfs.available_memory(),
-            checkpoint_bytes=self.stats.checkpoint_bytes,
-        )
         self._strategy = snapshot_strategy(
             restorer,
             inplace=inplace,
             ahead=self.options.restore_ahead,
-            depth=depth,
-            one_namespace={"host": "host networking", "stable": "a stable address"}.get(
-                self.network
-            ),
+            depth=self.options.restore_ahead_depth,
+            network=self.network,
             timeout=self.options.restore_timeout,
             say=self.say,
         )
@@ -276,22 +271,15 @@ class WarmContainer:
         pending, ready = strategy.ahead_state
         previous, self._current = self._current, None
         self._lost = "the last reset failed; the next marked test tries again"
-        replaced: str | None = None
-        if previous is not None and strategy.replaces:
-            if self._one_namespace:
-                # Stopped before the next one listens on the same ports: CRIU would let both
-                # listen, and the test could reach the old one.
-                self.engine.kill(previous.id)
-            # Removed once the next one runs: removing it meanwhile slows the restore
-            # (Podman's by about half, measured by the benchmarks).
-            replaced, previous = previous.id, None
-        try:
-            self._current = next_with_retries(
-                strategy, previous, self.options.restore_retries, self.say, self.name
-            )
-        finally:
-            if replaced is not None:
-                self.tracker.discard(replaced)
+        self._current = next_container(
+            strategy,
+            previous,
+            kill_first=self.engine.kill if self._one_namespace else None,
+            discard=self.tracker.discard,
+            retries=self.options.restore_retries,
+            say=self.say,
+            name=self.name,
+        )
         ended = time.monotonic()
         self.restores += 1
         self.stats.resets.append(ended - began)
