@@ -82,6 +82,10 @@ class ContainerFactory:
             address=self.engine.address(info),
         )
 
+    def running(self, container_id: str) -> bool:
+        """Whether ``container_id`` still runs (a daemon restart stops what was made ahead)."""
+        return is_running(self.engine, container_id)
+
     def close(self) -> None:
         self.holders.close()
 
@@ -170,10 +174,7 @@ class HolderSupply:
 
     def running(self, holder: str) -> bool:
         """Whether ``holder`` still runs (a daemon restart stops holders)."""
-        try:
-            return bool((self._engine.inspect(holder).get("State") or {}).get("Running"))
-        except Exception:  # gone, or the engine does not answer: make a new one
-            return False
+        return is_running(self._engine, holder)
 
     def _make(self) -> str:
         if not self._image_id:
@@ -197,3 +198,12 @@ class HolderSupply:
                 "image), or --criu-network-holder=off (Docker <= 27 only)"
             ) from None
         return holder
+
+
+def is_running(engine: ContainerEngine, container_id: str) -> bool:
+    """Whether ``container_id`` runs; ``False`` when it is gone or the engine does not answer
+    (the caller makes a new one)."""
+    try:
+        return bool((engine.inspect(container_id).get("State") or {}).get("Running"))
+    except Exception:
+        return False

@@ -161,6 +161,8 @@ def snapshot_strategy(
             thread=f"criu-ahead-{name}",
             timeout=timeout,
             discard=lambda container: restorer.factory.tracker.discard(container.id),
+            # A daemon restart meanwhile stops what was restored ahead.
+            usable=lambda container: restorer.factory.running(container.id),
             failed=failed,
             depth=chosen.depth,
         )

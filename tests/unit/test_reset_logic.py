@@ -285,6 +285,23 @@ def test_a_deeper_restore_ahead_keeps_that_many_restored(tmp_path: Path) -> None
     assert sorted(engine.removed) == sorted(engine.created)
 
 
+def test_a_container_restored_ahead_that_stopped_is_replaced(tmp_path: Path) -> None:
+    engine = DockerLikeEngine(tmp_path)
+    controller, _ = warm(tmp_path, engine, restore_ahead=True, restore_ahead_depth=1)
+    controller.settle(timeout=10)
+    ahead = engine.restored[-1]
+    assert ahead != controller.handle.id
+    engine.stopped.add(ahead)  # a daemon restart stops what was restored ahead
+    controller.touch()
+    controller.reset()
+    assert controller.handle.id not in (ahead, engine.restored[0])
+    assert controller.handle.id in engine.restored, "restored now instead"
+    controller.settle(timeout=10)
+    assert ahead in engine.removed
+    controller.close()
+    assert sorted(engine.removed) == sorted(engine.created)
+
+
 def test_failed_restore_ahead_is_made_up_for_at_the_reset(tmp_path: Path) -> None:
     engine = FakeEngine(tmp_path)
     engine.broken.add("c2")
