@@ -45,6 +45,11 @@ class MadeAhead(Generic[T]):
         self._lock = threading.Lock()
 
     @property
+    def depth(self) -> int:
+        """How many are made ahead at once."""
+        return self._depth
+
+    @property
     def pending(self) -> bool:
         """Something is being made, or was made and not taken yet."""
         return bool(self._made)

@@ -129,7 +129,7 @@ class HolderSupply:
         with ``ahead``, the one after it is made ahead now (else at :meth:`refill`)."""
         if self._path == "stable":
             holder = self._lasting
-            if holder is None or not self.running(holder):
+            if holder is None or not is_running(self._engine, holder):
                 self._lasting = None
                 if holder is not None:
                     self._tracker.retire(holder)
@@ -143,7 +143,7 @@ class HolderSupply:
                 thread=f"criu-hold-{self._name}",
                 timeout=HOLDER_START_TIMEOUT,
                 discard=self._tracker.discard,
-                usable=self.running,
+                usable=lambda holder: is_running(self._engine, holder),
             )
         holder = self._pool.take() or self._make()
         if ahead:
@@ -171,10 +171,6 @@ class HolderSupply:
         """Stop making holders; the one made ahead is removed (the tracker removes the rest)."""
         if self._pool is not None:
             self._pool.close()
-
-    def running(self, holder: str) -> bool:
-        """Whether ``holder`` still runs (a daemon restart stops holders)."""
-        return is_running(self._engine, holder)
 
     def _make(self) -> str:
         if not self._image_id:

@@ -62,16 +62,13 @@ class ResetStrategy:
 class FreshReset(ResetStrategy):
     mode = "snapshot/fresh"
 
-    def __init__(
-        self, restorer: Restorer, ahead: RestoredAhead | None = None, depth: int = 1
-    ) -> None:
+    def __init__(self, restorer: Restorer, ahead: RestoredAhead | None = None) -> None:
         self.restorer = restorer
         self.ahead = ahead
-        self._depth = depth
 
     @property
     def ahead_depth(self) -> int | None:
-        return self._depth if self.ahead is not None else None
+        return self.ahead.depth if self.ahead is not None else None
 
     def next(self, previous: CurrentContainer | None) -> CurrentContainer:
         taken = self.ahead.take() if self.ahead is not None else None
@@ -168,7 +165,7 @@ def snapshot_strategy(
         )
         # The first test gets the first restore; the next ones are made meanwhile.
         restore_ahead.start()
-        return FreshReset(restorer, restore_ahead, chosen.depth)
+        return FreshReset(restorer, restore_ahead)
     return FreshReset(restorer)
 
 

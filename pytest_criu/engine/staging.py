@@ -113,7 +113,7 @@ class RestoreStaging:
 
     def _usable(self, staged: Staged) -> bool:
         # A daemon restart meanwhile stops holders (a staged container stays created).
-        return staged.holder is None or self._factory.holders.running(staged.holder)
+        return staged.holder is None or self._factory.running(staged.holder)
 
 
 def with_lap(request: RestoreRequest, lap: Lap) -> RestoreRequest:
