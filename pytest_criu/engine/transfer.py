@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from . import criu_images
 from .cachekey import cache_key, rekeyed
 from .errors import TransferError
 from .paths import make_private, private_directory
@@ -433,6 +434,9 @@ def _import_entry(
     cpu = cpu_problem(criu_binary, entry)
     if cpu is not None:
         return refused(cpu)
+    lock = network_lock_problem(criu_binary, entry / CHECKPOINT)
+    if lock is not None:
+        return refused(lock)
     try:
         provenance = dict(manifest[PROVENANCE])
         parts = dict(provenance["parts"])
@@ -497,6 +501,41 @@ def cpu_problem(criu_binary: str, directory: Path) -> str | None:
     except TransferError as error:
         return f"this CPU lacks features of the one it was made on (criu cpuinfo check: {error})"
     return None
+
+
+def network_lock_problem(criu_binary: str, checkpoint: Path) -> str | None:
+    """Why this host's CRIU cannot lock the network the way ``checkpoint`` was made to be
+    restored (CRIU restores with the dump's method), or ``None``."""
+    try:
+        method = criu_images.network_lock(_inventory(checkpoint))
+    except (OSError, tarfile.TarError, criu_images.ImageError) as error:
+        return f"its checkpoint is unreadable ({error}); export it again"
+    if method != "nftables":
+        return None
+    try:
+        _criu(criu_binary, ["check", "--feature", "network_lock_nftables"])
+    except TransferError as error:
+        return (
+            "it was checkpointed with CRIU's nftables network lock, which this host's CRIU or "
+            f"kernel cannot use ({error}); install a CRIU built with libnftables (sudo "
+            "pytest-criu setup does) or prepare here"
+        )
+    return None
+
+
+def _inventory(checkpoint: Path) -> bytes:
+    """The ``inventory.img`` of a Docker checkpoint directory or of Podman's archive in one."""
+    plain = checkpoint / criu_images.INVENTORY
+    if plain.is_file():
+        return plain.read_bytes()
+    for archive in sorted(checkpoint.glob("*.tar*")):
+        with tarfile.open(archive, mode="r:*") as tar:
+            for member in tar:
+                if member.isfile() and member.name.endswith("/" + criu_images.INVENTORY):
+                    stream = tar.extractfile(member)
+                    if stream is not None:
+                        return stream.read()
+    raise FileNotFoundError(f"no {criu_images.INVENTORY} in {checkpoint}")
 
 
 def _criu(criu_binary: str, args: list[str]) -> str:

@@ -18,7 +18,7 @@ from ..engine.holders import network_path
 from ..engine.podman import PodmanEngine
 from . import conf, dockerd, image, podman
 from .apt import Apt
-from .criu import SYSTEM_PATH, CriuSettings, ensure_criu, version_of
+from .criu import SYSTEM_PATH, CriuSettings, ensure_criu, locks_with_nftables, version_of
 from .plan import Plan
 from .roundtrip import round_trip
 from .system import Runner, SetupError, run
@@ -105,8 +105,10 @@ def setup(run: Runner, plan: Plan, engine: str, *, round_trips: bool) -> list[st
     installed = not (plan.check and missing)
 
     criu = ensure_criu(run, apt, plan, CriuSettings.from_environment()) if installed else None
-    conf.apply(plan, conf.RUNC_CONF, conf.merge_runc_conf(conf.read(conf.RUNC_CONF) or ""),
-               "tcp-established and file-locks")  # fmt: skip
+    nftables = criu is not None and locks_with_nftables(run, criu)
+    merged = conf.merge_runc_conf(conf.read(conf.RUNC_CONF) or "", nftables_lock=nftables)
+    options = "tcp-established, file-locks" + (", network-lock nftables" if nftables else "")
+    conf.apply(plan, conf.RUNC_CONF, merged, options)
     report: list[str] = []
     if criu:
         report.append(f"criu {version_of(run, criu)} at {criu} (criu check passed)")

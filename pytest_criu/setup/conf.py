@@ -35,6 +35,15 @@ RUNC_OPTIONS: Mapping[str, str] = {
     ),
 }
 
+NETWORK_LOCK = "network-lock"
+NFTABLES_LOCK = (
+    "# pytest-criu: lock a container's network during checkpoint and restore with nftables,\n"
+    "# inside CRIU, instead of four iptables-restore/ip6tables-restore runs (the same lock,\n"
+    "# about 50 ms less per restore). Written only where `criu check --feature\n"
+    "# network_lock_nftables` passes; a checkpoint is restored with the method it was made with.\n"
+    "network-lock nftables\n"
+)
+
 BLOCK_BEGIN = "# >>> pytest-criu: managed by pytest-criu setup; edits inside are overwritten >>>"
 #: The marker scripts/setup-podman wrote; a block under it is ours too and is kept as it is.
 LEGACY_BEGIN = (
@@ -62,12 +71,15 @@ def merge_daemon_json(text: str, path: Path = DAEMON_JSON) -> str | None:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
-def merge_runc_conf(text: str) -> str | None:
-    """runc.conf with ``tcp-established`` and ``file-locks`` appended when missing."""
+def merge_runc_conf(text: str, *, nftables_lock: bool = False) -> str | None:
+    """runc.conf with ``tcp-established`` and ``file-locks`` appended when missing, and with
+    ``nftables_lock`` ``network-lock nftables`` unless a network lock is chosen already."""
     added = ""
     for option, comment in RUNC_OPTIONS.items():
         if not re.search(rf"^\s*(--)?{re.escape(option)}\s*$", text, re.MULTILINE):
             added += comment + option + "\n"
+    if nftables_lock and not re.search(rf"^\s*(--)?{NETWORK_LOCK}\b", text, re.MULTILINE):
+        added += NFTABLES_LOCK
     if not added:
         return None
     return text + ("\n" if text and not text.endswith("\n") else "") + added

@@ -69,6 +69,12 @@ def rejection(run: Runner, apt: Apt, binary: str) -> str | None:
     return None
 
 
+def locks_with_nftables(run: Runner, binary: str) -> bool:
+    """Whether ``binary`` and the kernel lock the network with nftables (CRIU built with
+    libnftables, nf_tables in the kernel)."""
+    return run([binary, "check", "--feature", "network_lock_nftables"], timeout=60).ok
+
+
 def on_path(name: str, path: str = SYSTEM_PATH) -> str | None:
     return shutil.which(name, path=path)
 

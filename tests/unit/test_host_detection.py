@@ -28,6 +28,7 @@ from pytest_criu.engine.doctor.rules import (
     check_capabilities,
     check_criu_version,
     check_engine_stack,
+    check_network_lock,
     check_runc_conf,
     criu_check_lines,
     parse_cap_eff,
@@ -223,6 +224,17 @@ class TestConfigFiles:
         assert "file locks" in check.detail
         assert "tcp-established is needed" not in check.detail
         assert "file-locks" in check.fix
+
+    def test_a_chosen_network_lock_is_named(self) -> None:
+        check = check_network_lock("file-locks\nnetwork-lock nftables  # fast\n", True)
+        assert (check.status, check.detail) == ("ok", "nftables (/etc/criu/runc.conf)")
+
+    def test_the_iptables_lock_is_a_warning_only_where_nftables_would_work(self) -> None:
+        slow = check_network_lock("tcp-established\n", True)
+        assert slow.status == "warn"
+        assert "iptables-restore" in slow.detail
+        assert "network-lock nftables" in slow.fix
+        assert check_network_lock(None, False).status == "ok"
 
     def test_absent_runc_conf_names_the_path(self) -> None:
         check = check_runc_conf(None, "/etc/criu/runc.conf")

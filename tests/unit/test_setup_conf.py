@@ -64,6 +64,22 @@ def test_runc_conf_gains_what_it_lacks_only() -> None:
     ]
 
 
+def test_runc_conf_gains_the_nftables_lock_only_where_criu_has_it() -> None:
+    full = "tcp-established\nfile-locks\n"
+    assert conf.merge_runc_conf(full) is None
+    new = conf.merge_runc_conf(full, nftables_lock=True)
+    assert new is not None
+    assert new.startswith(full)
+    assert [ln for ln in new.splitlines() if not ln.startswith("#")][-1] == "network-lock nftables"
+    assert conf.merge_runc_conf(new, nftables_lock=True) is None
+
+
+@pytest.mark.parametrize("chosen", ["network-lock iptables", "--network-lock skip"])
+def test_a_network_lock_chosen_by_hand_is_kept(chosen: str) -> None:
+    text = f"tcp-established\nfile-locks\n{chosen}\n"
+    assert conf.merge_runc_conf(text, nftables_lock=True) is None
+
+
 def test_containers_conf_is_created_with_our_block() -> None:
     new = conf.merge_containers_conf("", 1024, 1024, HARD, CONF)
     assert new is not None

@@ -45,8 +45,19 @@ case "$1" in
     else echo "Error (criu/arch/x86/cpu.c:262): cpu: CPU xfeatures has unsupported bits" >&2
       exit 1
     fi ;;
+  check)  # check --feature network_lock_nftables
+    [ "${FAKE_CRIU_NFTABLES:-yes}" = yes ] || {
+      echo "Error (criu/cr-check.c:1720): nftables based locking requires libnftables" >&2
+      exit 1
+    } ;;
 esac
 """
+
+
+def inventory(lock: int | None) -> bytes:
+    """An inventory.img: img_version 2 and, unless ``None``, network_lock_method ``lock``."""
+    message = b"\x08\x02" + (b"" if lock is None else bytes([11 << 3, lock]))
+    return (0x58313116).to_bytes(4, "little") + len(message).to_bytes(4, "little") + message
 
 
 class FakeEngine:
@@ -110,7 +121,9 @@ def _parts() -> dict[str, object]:
     return {"name": "box", "image": BASE, "prepare": "p", **HERE.key_parts()}
 
 
-def _cache_with_entry(tmp_path: Path, engine: FakeEngine, name: str = "cache") -> CacheStore:
+def _cache_with_entry(
+    tmp_path: Path, engine: FakeEngine, name: str = "cache", lock: int | None = 1
+) -> CacheStore:
     cache = CacheStore(engine, tmp_path / name, max_bytes=10**9, lock_timeout=5)
 
     def build(labels: Mapping[str, str]) -> Snapshot:
@@ -118,13 +131,14 @@ def _cache_with_entry(tmp_path: Path, engine: FakeEngine, name: str = "cache") -
         checkpoint.mkdir(parents=True)
         (checkpoint / "pages-1.img").write_bytes(b"memory" * 50)
         (checkpoint / "pages-1.img").chmod(0o644)  # as CRIU writes it
+        (checkpoint / "inventory.img").write_bytes(inventory(lock))
         engine.images.add(SNAPSHOT_IMAGE)
         return Snapshot(
             checkpoint=str(checkpoint),
             image=SNAPSHOT_IMAGE,
             tmpfs={"/data": ""},
             prepare_seconds=1.0,
-            files={"pages-1.img": 300},
+            files={"pages-1.img": 300, "inventory.img": len(inventory(lock))},
             source="container",
         )
 
@@ -238,9 +252,9 @@ def test_an_export_imports_on_another_daemon_under_its_own_key(
         assert (exported / result.key / "checkpoint" / "pages-1.img").exists(), "source kept"
 
 
-def _exported(tmp_path: Path, criu: str) -> tuple[Path, str]:
+def _exported(tmp_path: Path, criu: str, lock: int | None = 1) -> tuple[Path, str]:
     engine = FakeEngine()
-    cache = _cache_with_entry(tmp_path, engine)
+    cache = _cache_with_entry(tmp_path, engine, lock=lock)
     (done,) = export(cache, engine, tmp_path / "export", criu_binary=criu)
     return tmp_path / "export", done.key
 
@@ -366,3 +380,28 @@ def test_a_damaged_cache_entry_is_not_exported(tmp_path: Path, criu: str) -> Non
     ):
         export(cache, engine, tmp_path / "out", criu_binary=criu)
     assert not (tmp_path / "out").exists(), "no half export is left behind"
+
+
+def test_an_nftables_lock_this_criu_cannot_use_is_refused(
+    tmp_path: Path, criu: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, _ = _exported(tmp_path, criu)
+    monkeypatch.setenv("FAKE_CRIU_NFTABLES", "no")
+    refused = _import(tmp_path, source, criu)
+    assert refused is not None
+    assert refused.startswith(
+        "it was checkpointed with CRIU's nftables network lock, which this host's CRIU or kernel "
+        "cannot use (exit 1: Error (criu/cr-check.c:1720): nftables based locking requires"
+    )
+    assert refused.endswith(
+        "install a CRIU built with libnftables (sudo pytest-criu setup does) or prepare here"
+    )
+
+
+@pytest.mark.parametrize("lock", [0, None], ids=["iptables", "not recorded"])
+def test_an_iptables_lock_needs_no_nftables(
+    tmp_path: Path, criu: str, monkeypatch: pytest.MonkeyPatch, lock: int | None
+) -> None:
+    source, _ = _exported(tmp_path, criu, lock=lock)
+    monkeypatch.setenv("FAKE_CRIU_NFTABLES", "no")
+    assert _import(tmp_path, source, criu) is None

@@ -18,11 +18,13 @@ from .rules import (
     SETUP_HINT,
     check_capabilities,
     check_criu_version,
+    check_network_lock,
     check_runc_conf,
     criu_check_lines,
     parse_cap_eff,
     parse_criu_version,
     parse_kernel_config,
+    parse_runc_conf,
 )
 
 
@@ -166,7 +168,15 @@ def daemon_criu(probe: Probe) -> None:
 
 
 def runc_conf(probe: Probe) -> None:
-    probe.add(check_runc_conf(system.read_text(RUNC_CONF)))
+    text = system.read_text(RUNC_CONF)
+    probe.add(check_runc_conf(text))
+    if probe.criu_path is None:
+        return
+    nftables = False
+    if "network-lock" not in parse_runc_conf(text or ""):  # else the probe would not matter
+        feature = [probe.criu_path, "check", "--feature", "network_lock_nftables"]
+        nftables = system.run(feature, probe.timeout).returncode == 0
+    probe.add(check_network_lock(text, nftables))
 
 
 def kernel(probe: Probe) -> None:
