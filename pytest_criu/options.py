@@ -296,7 +296,7 @@ NETWORK_HOLDER = Option[str](
     _choice(HOLDER_SETTINGS),
     "on Docker, each warm container joins the network namespace of a holder container that "
     "owns its published ports (needed on Docker 28/29, faster everywhere): auto (default: on "
-    "for Docker, a new holder per restore), on, stable (one holder for the session: the "
+    "for Docker, a holder per live container), on, stable (one holder for the session: the "
     "address and ports never change; restore-ahead off), or off (a namespace per container; "
     "Docker <= 27 only)",
     "{auto,on,off,stable}",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from collections.abc import Callable, Mapping
 
 from . import labels as labelling
@@ -72,6 +74,11 @@ class ContainerFactory:
         self.tracker.add(container_id, holder)
         return container_id
 
+    def retire(self, container_id: str) -> None:
+        """Remove a container a test is done with, in the background; once it is gone, its
+        network holder serves a later container."""
+        self.tracker.discard(container_id, reuse_holder=self.holders.give_back)
+
     def current(self, container_id: str) -> CurrentContainer:
         """Where a running container is reached (a joined container's ports are its holder's)."""
         holder = self.tracker.holder_of(container_id)
@@ -93,10 +100,14 @@ class ContainerFactory:
 class HolderSupply:
     """The network holders of one warm container: where the next container's namespace is.
 
-    On the ``holder`` path every container gets a holder of its own, made one ahead; on the
-    ``stable`` path one holder serves the session (a new one only when it stopped); on the
-    other paths there are none (:meth:`take` returns ``None``).
+    On the ``holder`` path every container gets a holder of its own: the holder of a
+    container a test was done with, once that container is removed (:meth:`give_back`), else
+    one made ahead; on the ``stable`` path one holder serves the session (a new one only when
+    it stopped); on the other paths there are none (:meth:`take` returns ``None``).
     """
+
+    GIVEN_BACK_AT_MOST = 1
+    """Holders kept for reuse; one is given back per reset, and one taken."""
 
     def __init__(
         self,
@@ -123,6 +134,9 @@ class HolderSupply:
         self._image_id = ""
         self._pool: MadeAhead[str] | None = None
         self._lasting: str | None = None
+        self._given_back: deque[str] = deque()
+        self._lock = threading.Lock()
+        self._closed = False
 
     def take(self, *, ahead: bool = True) -> str | None:
         """A running holder for the next container, or ``None`` on paths without holders;
@@ -145,10 +159,27 @@ class HolderSupply:
                 discard=self._tracker.discard,
                 usable=lambda holder: is_running(self._engine, holder),
             )
-        holder = self._pool.take() or self._make()
+        holder = self._reusable() or self._pool.take() or self._make()
         if ahead:
             self._pool.start()
         return holder
+
+    def give_back(self, holder: str) -> bool:
+        """Keep the holder of a removed container for a later one; ``False``: remove it.
+
+        Only holders of containers that a test used come back: their restore finished, so
+        CRIU's network lock is off, and the namespace is empty (as on the ``stable`` path,
+        where every restore reuses one).
+        """
+        with self._lock:
+            if (
+                self._path != "holder"
+                or self._closed
+                or len(self._given_back) >= self.GIVEN_BACK_AT_MOST
+            ):
+                return False
+            self._given_back.append(holder)
+            return True
 
     def refill(self) -> None:
         """Start making the next holder ahead unless one is on its way."""
@@ -169,8 +200,21 @@ class HolderSupply:
 
     def close(self) -> None:
         """Stop making holders; the one made ahead is removed (the tracker removes the rest)."""
+        with self._lock:
+            self._closed = True
+            self._given_back.clear()
         if self._pool is not None:
             self._pool.close()
+
+    def _reusable(self) -> str | None:
+        while True:
+            with self._lock:
+                if not self._given_back:
+                    return None
+                holder = self._given_back.popleft()
+            if is_running(self._engine, holder):
+                return holder
+            self._tracker.discard(holder)  # a daemon restart stopped it
 
     def _make(self) -> str:
         if not self._image_id:

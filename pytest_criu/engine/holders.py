@@ -8,8 +8,10 @@ another container's namespace. So on Docker every warm container joins a *holder
 container of the same image running ``sleep``, which owns the namespace and the published
 ports. Holders also make restores faster on every Docker version (creating a namespace, veth
 and port proxy is about 0.2 s of each restore), and they can be made ahead, off the critical
-path: each restored container gets a holder of its own, so a container restored ahead never
-competes for ports with the one a test is using. With ``stable``, one holder serves the whole
+path: no two containers that exist at once share a holder, so a container restored ahead
+never competes for ports with the one a test is using, and a holder serves again once the
+container in it is removed (:class:`~pytest_criu.engine.creation.HolderSupply`). With
+``stable``, one holder serves the whole
 session instead: the address and the published ports never change, at the price of stopping
 the previous container before each restore (restore-ahead is off).
 """
@@ -25,7 +27,7 @@ from .spec import ContainerSpec
 NetworkPath = Literal["holder", "stable", "own", "host", "joined"]
 """How a warm container's network is set up.
 
-``holder``: it joins a holder's namespace, a new one per restore; ``stable``: one holder's
+``holder``: it joins a holder's namespace, another one per restore; ``stable``: one holder's
 namespace for the whole session; ``own``: a namespace of its own per container
 (bridge or none); ``host``: the host's namespace; ``joined``: a namespace the user named
 (``network_mode="container:..."``).

@@ -275,7 +275,7 @@ class WarmContainer:
             strategy,
             previous,
             kill_first=self.engine.kill if self._one_namespace else None,
-            discard=self.tracker.discard,
+            discard=self.factory.retire,
             retries=self.options.restore_retries,
             say=self.say,
             name=self.name,

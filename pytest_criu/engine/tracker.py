@@ -4,6 +4,7 @@ removing them (now, in the background, or all at the end)."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING
@@ -12,6 +13,10 @@ from .errors import EngineError
 
 if TYPE_CHECKING:
     from .base import ContainerEngine
+
+
+ReuseHolder = Callable[[str], bool]
+"""Takes the holder of a removed container for another one (``False``: remove it)."""
 
 
 class ContainerTracker:
@@ -107,24 +112,26 @@ class ContainerTracker:
 
     # -- removing -----------------------------------------------------------------------------
 
-    def remove_now(self, container_id: str) -> None:
-        """Remove a container, then its holder; kept ones and lasting holders stay."""
+    def remove_now(self, container_id: str, reuse_holder: ReuseHolder | None = None) -> None:
+        """Remove a container, then its holder unless ``reuse_holder`` takes it (only once
+        the container is gone); kept ones and lasting holders stay."""
         with self._lock:
             if container_id in self._lasting:
                 return
         kept = self.is_kept(container_id)
-        if not kept:
-            self._remove(container_id)
+        removed = not kept and self._remove(container_id)
         holder = self.drop(container_id)
-        if holder is not None and not kept:
+        if holder is None or kept:
+            return
+        if not (removed and reuse_holder is not None and reuse_holder(holder)):
             self.remove_now(holder)
 
-    def discard(self, container_id: str) -> None:
+    def discard(self, container_id: str, reuse_holder: ReuseHolder | None = None) -> None:
         """:meth:`remove_now` in the background (kept ones are only no longer tracked)."""
         if self.is_kept(container_id):
             self.drop(container_id)
             return
-        self._remover.submit(self.remove_now, container_id)
+        self._remover.submit(self.remove_now, container_id, reuse_holder)
 
     def tidy(self, container_id: str) -> None:
         """In the background, drop what the engine keeps of a restore of a container that
@@ -153,10 +160,12 @@ class ContainerTracker:
             self._remove(container_id)
             self.drop(container_id)
 
-    def _remove(self, container_id: str) -> None:
+    def _remove(self, container_id: str) -> bool:
         try:
             self._engine.remove(container_id)
         except Exception as error:  # the next session's reaper removes what is left
             first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
             with self._lock:
                 self.failures.append(f"container {container_id[:12]}: {first_line}")
+            return False
+        return True

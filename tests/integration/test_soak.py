@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from pytest_criu.engine.creation import HolderSupply
 from tests.helpers import TINY_IMAGE
 
 pytestmark = pytest.mark.usefixtures("engine")
@@ -85,12 +86,18 @@ def test_five_hundred_restores_leak_nothing(
         print(f"\nsoak: after 21 restores {early}; after {RESTORES} restores {late}")
     # The stopped source, the current one, those restored ahead and on Docker the one staged
     # for the next restore (nothing is being removed after settle()); on Docker each of those
-    # running or staged has a holder, and one more holder is made ahead.
+    # running or staged has a holder, one more holder is made ahead, and the holders of
+    # removed containers kept for reuse wait.
     staged = 1 if engine == "docker" else 0
     assert late["containers"] <= 2 + DEPTH + staged, (early, late)
     assert late["containers"] <= early["containers"], (early, late)
-    assert late["holders"] <= (1 + DEPTH + staged + 1 if engine == "docker" else 0), (early, late)
-    assert late["holders"] <= early["holders"], (early, late)
+    spare = 1 + HolderSupply.GIVEN_BACK_AT_MOST
+    assert late["holders"] <= (1 + DEPTH + staged + spare if engine == "docker" else 0), (
+        early,
+        late,
+    )
+    # Whether a holder waits for reuse at the moment of a sample depends on the timing.
+    assert late["holders"] <= early["holders"] + HolderSupply.GIVEN_BACK_AT_MOST, (early, late)
     assert late["fds"] <= early["fds"] + 2, (early, late)
     assert len(late["threads"]) <= len(early["threads"]), (early, late)
     # A namespace worker outliving its restore would be a thread that never ends.

@@ -346,11 +346,18 @@ class DockerLikeEngine(FakeEngine):
         self.holder_fails = holder_fails
         self.stopped: set[str] = set()
         """Containers a daemon restart stopped meanwhile (inspect says not running)."""
+        self.timeline: list[str] = []
+        """``created X`` and ``removed X``, in order."""
 
     def create(self, config: ContainerConfig) -> str:
         container_id = super().create(config)
         self.configs[container_id] = config
+        self.timeline.append(f"created {container_id}")
         return container_id
+
+    def remove(self, container_id: str) -> None:
+        super().remove(container_id)
+        self.timeline.append(f"removed {container_id}")
 
     def start(self, container_id: str) -> None:
         if self.holder_fails:
@@ -375,31 +382,55 @@ class DockerLikeEngine(FakeEngine):
         return mode.removeprefix("container:")
 
 
-def test_every_restored_container_joins_a_holder_of_its_own(tmp_path: Path) -> None:
+def test_containers_alive_together_never_share_a_holder(tmp_path: Path) -> None:
     engine = DockerLikeEngine(tmp_path)
     controller, _ = warm(tmp_path, engine)
     assert controller.network == "holder"
-    controller.touch()
-    controller.reset()
-    controller.settle(timeout=10)
-    restored = engine.restored
-    assert len(restored) == 2
+    for _ in range(3):
+        controller.touch()
+        controller.reset()
+        controller.settle(timeout=10)
     joined = [c for c in engine.created if c not in engine.holders()]
-    assert len(joined) == 3, "two restored, one staged for the next reset"
-    holders = [engine.joined(c) for c in joined]
-    assert len(set(holders)) == 3
-    made_ahead = set(engine.holders()) - set(holders)
-    assert len(made_ahead) == 1, "one more holder was made ahead for the next staging"
-    for container_id in restored:
+    live = [c for c in joined if c not in engine.removed]
+    assert len(live) == 2, "the current container and the one staged for the next reset"
+    assert len({engine.joined(c) for c in live}) == 2
+    reused = 0
+    for index, later in enumerate(joined):
+        for earlier in joined[:index]:
+            if engine.joined(earlier) == engine.joined(later):
+                reused += 1
+                assert engine.timeline.index(f"removed {earlier}") < engine.timeline.index(
+                    f"created {later}"
+                ), "a holder serves again only once the container in it is gone"
+    assert reused >= 1, "the holder of a replaced container serves a later one"
+    for container_id in engine.restored:
         assert engine.configs[container_id].spec.ports == (), "only the holder publishes"
     current = controller.handle.id
     assert controller.handle.port(80) == 40000 + int(engine.joined(current)[1:])
     controller.close()
     assert sorted(engine.removed) == sorted(engine.created)
-    for container_id in restored:
+    for container_id in engine.restored:
         assert engine.removed.index(container_id) < engine.removed.index(
             engine.joined(container_id)
         ), "a holder goes after the container that joined it"
+
+
+def test_a_holder_a_daemon_restart_stopped_is_not_reused(tmp_path: Path) -> None:
+    engine = DockerLikeEngine(tmp_path)
+    controller, _ = warm(tmp_path, engine)
+    controller.touch()
+    controller.reset()
+    controller.settle(timeout=10)
+    first = engine.restored[0]
+    engine.stopped.add(engine.joined(first))
+    controller.touch()
+    controller.reset()
+    controller.settle(timeout=10)
+    later = [c for c in engine.created if c not in engine.holders()][3:]
+    assert later, "a container was staged after the holder came back"
+    assert all(engine.joined(c) != engine.joined(first) for c in later)
+    assert engine.joined(first) in engine.removed
+    controller.close()
 
 
 def test_holders_run_sleep_in_the_image_and_carry_no_secrets(tmp_path: Path) -> None:
