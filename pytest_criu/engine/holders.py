@@ -10,7 +10,7 @@ ports. Holders also make restores faster on every Docker version (creating a nam
 and port proxy is about 0.2 s of each restore), and they can be made ahead, off the critical
 path: no two containers that exist at once share a holder, so a container restored ahead
 never competes for ports with the one a test is using, and a holder serves again once the
-container in it is removed (:class:`~pytest_criu.engine.creation.HolderSupply`). With
+container in it is removed (:class:`~pytest_criu.engine.holder_supply.HolderSupply`). With
 ``stable``, one holder serves the whole
 session instead: the address and the published ports never change, at the price of stopping
 the previous container before each restore (restore-ahead is off).

@@ -8,7 +8,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from . import footprint
-from .base import RestoreRequest
 from .creation import ContainerFactory
 from .errors import DamagedCheckpointError, EngineError
 from .events import Observer, RestoreKind, RestoreRecord
@@ -68,34 +67,19 @@ class Restorer:
         staging = None if keep else self._staging_of_engine()
         if staging is not None:
             return self._restore_staged(staging, record)
-        created: list[str] = []
-        holder = self.factory.holders.take()
-        record.lap("holder")
-
-        def track(container_id: str) -> None:
-            created.append(container_id)
-            self.factory.tracker.add(container_id, holder)
-
+        factory = self.factory
+        attempt = factory.restore_attempt(
+            self.image, self.checkpoint, CHECKPOINT_NAME, lap=record.lap, keep=keep
+        )
         try:
-            request = RestoreRequest(
-                config=self.factory.config(self.image, "restored", holder),
-                checkpoint=self.checkpoint,
-                name=CHECKPOINT_NAME,
-                owner=self.factory.owner.nonce,
-                created=track,
-                lap=record.lap,
-                keep=keep,
-            )
-            container_id = self.factory.engine.restore_new(request)
-            container = self.factory.current(container_id)
+            container_id = factory.engine.restore_new(attempt.request)
+            container = factory.current(container_id)
             record.lap("inspect")
         except EngineError as error:
-            tail = self._log_tail(created[0]) if created else ""
-            for leftover in created:
-                self.factory.tracker.discard(leftover)
-            if not created:
-                self.factory.holders.release(holder)
-            self._tell(record.done(created[0] if created else None, error))
+            first = attempt.created[0] if attempt.created else None
+            tail = self._log_tail(first) if first else ""
+            factory.abandon(attempt)
+            self._tell(record.done(first, error))
             raise type(error)(f"{self.name}: {error}{tail}") from None
         self._tell(record.done(container_id))
         return container

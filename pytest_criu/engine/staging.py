@@ -65,35 +65,19 @@ class RestoreStaging:
         container)."""
         factory = self._factory
         # The next holder is made after this container: what the next reset waits for first.
-        holder = factory.holders.take(ahead=False)
-        lap("holder")
-        created: list[str] = []
-
-        def track(container_id: str) -> None:
-            created.append(container_id)
-            factory.tracker.add(container_id, holder)
-
-        request = RestoreRequest(
-            config=factory.config(self._image, "restored", holder),
-            checkpoint=self._checkpoint,
-            name=self._checkpoint_name,
-            owner=factory.owner.nonce,
-            created=track,
-            lap=lap,
+        attempt = factory.restore_attempt(
+            self._image, self._checkpoint, self._checkpoint_name, lap=lap, holder_ahead=False
         )
         try:
-            container = factory.engine.stage_restore(request)
+            container = factory.engine.stage_restore(attempt.request)
         except BaseException as error:
-            for leftover in created:
-                factory.tracker.discard(leftover)
-            if not created:
-                factory.holders.release(holder)
+            factory.abandon(attempt)
             if isinstance(error, EngineError):
                 raise type(error)(f"{factory.name}: {error}") from None
             raise
         finally:
             factory.holders.refill()
-        return Staged(container, holder, request)
+        return Staged(container, attempt.holder, attempt.request)
 
     def refill(self) -> None:
         """Start staging the next restore unless one is staged or on its way."""

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pytest_criu.engine.creation import HolderSupply
+from pytest_criu.engine.holder_supply import HolderSupply
 from tests.helpers import TINY_IMAGE
 
 pytestmark = pytest.mark.usefixtures("engine")
