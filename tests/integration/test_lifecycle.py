@@ -517,8 +517,10 @@ def test_sigint_while_restoring_between_tests_removes_everything(
 ) -> None:
     pytester.makeconftest(BOX)
     pytester.makepyfile(test_quick=RESTORING_TESTS)
-    # Test 3 ends as the marker appears; the next test's reset (a restore, ~0.5 s) follows.
+    # Test 3 ends as the marker appears; the next test's reset (a restore, 0.15-0.5 s) follows.
+    # A signal sent at once can still land in test 3's last line: wait until it has returned.
     with _run_until(pytester, pytester.path / "after-3", poll=0.005) as process:
+        time.sleep(0.03)
         process.send_signal(signal.SIGINT)
         output = process.communicate(timeout=120)[0].decode()
     (where,) = [line for line in output.splitlines() if line.endswith(": KeyboardInterrupt")]
