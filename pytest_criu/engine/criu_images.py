@@ -13,6 +13,8 @@ INVENTORY_MAGIC = 0x58313116
 NETWORK_LOCK_FIELD = 11
 #: CRIU's NETWORK_LOCK_METHOD enum as images store it.
 NETWORK_LOCKS = ("iptables", "nftables", "skip")
+NFTABLES_LOCK_CHECK = ("check", "--feature", "network_lock_nftables")
+"""The criu arguments that succeed where CRIU and the kernel can lock with nftables."""
 
 
 class ImageError(ValueError):

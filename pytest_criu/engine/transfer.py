@@ -513,7 +513,7 @@ def network_lock_problem(criu_binary: str, checkpoint: Path) -> str | None:
     if method != "nftables":
         return None
     try:
-        _criu(criu_binary, ["check", "--feature", "network_lock_nftables"])
+        _criu(criu_binary, list(criu_images.NFTABLES_LOCK_CHECK))
     except TransferError as error:
         return (
             "it was checkpointed with CRIU's nftables network lock, which this host's CRIU or "

@@ -12,6 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..engine.criu_images import NFTABLES_LOCK_CHECK
 from .apt import Apt, PrivateApt, debian_archive, os_release
 from .plan import Plan
 from .system import Completed, Runner, SetupError, write_atomically
@@ -72,7 +73,7 @@ def rejection(run: Runner, apt: Apt, binary: str) -> str | None:
 def locks_with_nftables(run: Runner, binary: str) -> bool:
     """Whether ``binary`` and the kernel lock the network with nftables (CRIU built with
     libnftables, nf_tables in the kernel)."""
-    return run([binary, "check", "--feature", "network_lock_nftables"], timeout=60).ok
+    return run([binary, *NFTABLES_LOCK_CHECK], timeout=60).ok
 
 
 def on_path(name: str, path: str = SYSTEM_PATH) -> str | None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import procfs
+from ..criu_images import NFTABLES_LOCK_CHECK
 from ..spec import EngineChoice
 from . import system
 from .engines import data_root, probe_engine
@@ -174,7 +175,7 @@ def runc_conf(probe: Probe) -> None:
         return
     nftables = False
     if "network-lock" not in parse_runc_conf(text or ""):  # else the probe would not matter
-        feature = [probe.criu_path, "check", "--feature", "network_lock_nftables"]
+        feature = [probe.criu_path, *NFTABLES_LOCK_CHECK]
         nftables = system.run(feature, probe.timeout).returncode == 0
     probe.add(check_network_lock(text, nftables))
 

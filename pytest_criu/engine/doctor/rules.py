@@ -123,12 +123,17 @@ def check_criu_version(criu_version: str, kernel: str) -> Check:
 
 def parse_runc_conf(text: str) -> frozenset[str]:
     """The option names set in a CRIU configuration file (``tcp-established``, ...)."""
-    options = set()
+    return frozenset(runc_conf_values(text))
+
+
+def runc_conf_values(text: str) -> dict[str, str]:
+    """Each option set in a CRIU configuration file, with its value (``""`` for none)."""
+    values: dict[str, str] = {}
     for line in text.splitlines():
         words = line.split("#", 1)[0].split()
         if words:
-            options.add(words[0].removeprefix("--"))
-    return frozenset(options)
+            values[words[0].removeprefix("--")] = " ".join(words[1:])
+    return values
 
 
 def check_runc_conf(text: str | None, path: str = RUNC_CONF) -> Check:
@@ -150,11 +155,9 @@ def check_runc_conf(text: str | None, path: str = RUNC_CONF) -> Check:
 def check_network_lock(text: str | None, nftables: bool, path: str = RUNC_CONF) -> Check:
     """Judge how CRIU locks a container's network (``nftables``: this CRIU and kernel can
     lock with nftables)."""
-    for line in (text or "").splitlines():
-        words = line.split("#", 1)[0].split()
-        if words and words[0].removeprefix("--") == "network-lock":
-            method = words[1] if len(words) > 1 else "?"
-            return Check("network lock", "ok", f"{method} ({path})")
+    method = runc_conf_values(text or "").get("network-lock")
+    if method is not None:
+        return Check("network lock", "ok", f"{method or '?'} ({path})")
     if not nftables:
         return Check("network lock", "ok", "iptables (CRIU's default; nftables is not available)")
     return Check(
