@@ -20,7 +20,7 @@ import pytest
 from .engine import ready as ready_checks
 from .engine.errors import CriuError, SpecError
 from .engine.ready import ReadyCheck
-from .engine.spec import STRATEGIES, ContainerSpec, PortLike, Strategy, build_spec
+from .engine.spec import STRATEGIES, ContainerSpec, PortLike, Strategy, UsernsMode, build_spec
 
 if TYPE_CHECKING:
     from .engine.handle import ContainerHandle
@@ -67,6 +67,7 @@ def warm_container(
     working_dir: str | None = None,
     user: str | None = None,
     network_mode: str | None = None,
+    userns: UsernsMode | None = None,
     labels: Mapping[str, str] | None = None,
     create_options: Mapping[str, Any] | None = None,
     ready: Any = None,
@@ -93,6 +94,12 @@ def warm_container(
     ``doc`` is the fixture's description in ``pytest --fixtures``; without it the
     description names the image, the ports and the first line of ``prepare``'s docstring.
 
+    ``userns="auto"`` gives the container a user namespace of its own (Podman makes one per
+    container; on Docker only a daemon with ``userns-remap`` does, and Docker cannot restore
+    such a container). Services that switch to their own user (Postgres, official Redis and
+    MariaDB images) need it where root lacks CAP_SYS_RESOURCE; ``"host"`` keeps the host's.
+    Left out, ``--criu-userns`` decides, else the engine's default.
+
     ``create_options`` passes other container settings to the engine, e.g.
     ``{"shm_size": "256m", "hostname": "db"}``; unknown keys, and keys pytest-criu owns or
     that would break checkpoints, are refused with what to use instead.
@@ -108,6 +115,7 @@ def warm_container(
         working_dir=working_dir,
         user=user,
         network_mode=network_mode,
+        userns=userns,
         labels=labels,
         create_options=create_options,
     )

@@ -33,6 +33,11 @@ class HostFacts:
         return self._report
 
     @property
+    def checked(self) -> bool:
+        """Whether the host has been examined in this process."""
+        return self._report is not None
+
+    @property
     def snapshot_blocker(self) -> str | None:
         """Why no warm container can be snapshotted here, or ``None``."""
         return self.report.snapshot_blocker()

@@ -11,7 +11,14 @@ import pytest
 
 from .engine.depth import AUTO_AHEAD_DEPTH, MAX_AHEAD_DEPTH
 from .engine.holders import HOLDER_SETTINGS, HolderSetting
-from .engine.spec import ENGINE_CHOICES, STRATEGIES, EngineChoice, Strategy
+from .engine.spec import (
+    ENGINE_CHOICES,
+    STRATEGIES,
+    USERNS_MODES,
+    EngineChoice,
+    Strategy,
+    UsernsMode,
+)
 
 Fallback = Literal["skip", "recreate", "fail"]
 FALLBACKS: tuple[Fallback, ...] = ("skip", "recreate", "fail")
@@ -311,6 +318,17 @@ HOLDER_IMAGE: Option[str | None] = Option(
     "for images without a sleep program, e.g. busybox:stable",
     "IMAGE",
 )
+USERNS: Option[str | None] = Option(
+    "--criu-userns",
+    "criu_userns",
+    "userns",
+    None,
+    _choice(USERNS_MODES),
+    "user namespace of warm containers that do not set userns=: auto (one of their own: "
+    "Podman makes one per container, which lets CRIU dump services running as their own "
+    "user where root lacks CAP_SYS_RESOURCE) or host (default: the engine's own)",
+    "{auto,host}",
+)
 CACHE_CLEAR = Option[bool](
     "--criu-cache-clear",
     "",
@@ -355,6 +373,7 @@ ALL: tuple[Option[object], ...] = cast(
         CACHE_CLEAR,
         NETWORK_HOLDER,
         HOLDER_IMAGE,
+        USERNS,
         KEYS_TO,
     ),
 )
@@ -413,6 +432,7 @@ class Settings:
     cache_clear: bool
     network_holder: HolderSetting
     holder_image: str | None
+    userns: UsernsMode | None = None
     keys_to: str | None = None
 
 

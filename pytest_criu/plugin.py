@@ -263,7 +263,8 @@ def _blocker(runtime: Runtime, item: pytest.Item) -> str | None:
         (
             reason
             for name in item.stash[TARGETS_KEY]
-            if (reason := runtime.host.blocker_for(declarations[name])) is not None
+            if (reason := runtime.host.blocker_for(runtime.effective(declarations[name])))
+            is not None
         ),
         None,
     )
@@ -318,6 +319,9 @@ def _criu_reset(request: pytest.FixtureRequest) -> Iterator[None]:
             )
         if name in targets and not getattr(request.config.option, "setuponly", False):
             # (--setup-only prepares the warm containers; nothing runs that a reset would undo)
+            if controller.unavailable is not None and runtime.settings.fallback == "skip":
+                item.stash[BLOCKED_KEY] = controller.unavailable
+                pytest.skip(f"pytest-criu: snapshots unavailable: {controller.unavailable}")
             try:
                 wait = controller.reset()
             except CriuError as error:

@@ -53,6 +53,10 @@ class ContainerReport:
     """Each process's anonymous memory at checkpoint time, biggest first."""
     footprint: str | None = None
     """Where the checkpoint's bytes are, one line."""
+    userns: str | None = None
+    """The user namespace its service ran in, when not the host's."""
+    unavailable: str | None = None
+    """Why snapshots could not be taken of it here (found at checkpoint time)."""
 
     def __post_init__(self) -> None:
         # From xdist workers the groups arrive as lists.
@@ -63,7 +67,8 @@ class ContainerReport:
         stats = controller.stats
         return cls(
             name=controller.name,
-            mode=stats.mode or "shared (no resets)",
+            mode=stats.mode
+            or ("snapshots unavailable" if controller.unavailable else "shared (no resets)"),
             origin=stats.origin,
             prepare_seconds=stats.prepare_seconds,
             checkpoint_seconds=stats.checkpoint_seconds,
@@ -78,6 +83,8 @@ class ContainerReport:
             cleanup_failures=list(controller.tracker.failures),
             restore_ahead=stats.ahead_depth,
             checkpoint_memory=dict(stats.checkpoint_memory),
+            userns=stats.userns,
+            unavailable=controller.unavailable,
             footprint=stats.footprint,
         )
 
@@ -189,9 +196,12 @@ class Summary:
         for line in summary_lines(reports):
             terminalreporter.write_line(line)
         if skipped:
+            reasons = [runtime.host.snapshot_blocker] if runtime.host.checked else []
+            reasons += sorted({report.unavailable for report in reports if report.unavailable})
             terminalreporter.write_line(
                 f"{_count(skipped, 'marked test')} skipped: snapshots unavailable: "
-                f"{runtime.host.snapshot_blocker}; run `pytest-criu doctor` for details"
+                f"{'; '.join(r for r in reasons if r) or 'see the skip reasons'}; run "
+                "`pytest-criu doctor` for details"
             )
         if runtime.settings.timings:
             for nodeid, name, wait in self.timings():
@@ -290,6 +300,8 @@ def summary_lines(reports: list[ContainerReport]) -> list[str]:
             line = f"{report.name}: {report.mode}; {report.origin} in {prepared}"
             if report.checkpoint_seconds is not None:
                 line += f" + checkpoint {_seconds(report.checkpoint_seconds)}"
+        if report.userns:
+            line += f"; {report.userns}"
         if report.processes > 1:
             line += f"; shared by {report.processes} workers"
         noun = "recreation" if report.mode.startswith("recreate") else "restore"

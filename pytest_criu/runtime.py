@@ -6,6 +6,7 @@ What the host allows is :mod:`.host_facts`'s; where snapshots are kept, :mod:`.s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import platform
 import shutil
@@ -17,7 +18,7 @@ import pytest
 
 from .engine import labels
 from .engine.cachekey import cache_key, inputs_digest, source_digest
-from .engine.errors import CriuError
+from .engine.errors import CriuError, HostLimitError
 from .engine.paths import private_directory
 from .fixtures import Declaration
 from .host_facts import HostFacts
@@ -109,6 +110,7 @@ class Runtime:
 
     def start(self, name: str, declaration: Declaration) -> WarmContainer:
         """Start, prepare and (when the host allows) checkpoint a warm container."""
+        declaration = self.effective(declaration)
         controller = self._controller(name, declaration)
         self.controllers[name] = controller
         try:
@@ -120,9 +122,15 @@ class Runtime:
             parts = self.key_parts(controller, declaration, cache=self.settings.cache)
             key = cache_key(parts)
             provenance = {"parts": parts, "base_reference": declaration.spec.image}
-            snapshot, origin = self.stores.store.obtain(
-                key, self.owner.labels(name, "snapshot"), controller.build_snapshot, provenance
-            )
+            try:
+                snapshot, origin = self.stores.store.obtain(
+                    key, self.owner.labels(name, "snapshot"), controller.build_snapshot, provenance
+                )
+            except HostLimitError as error:
+                if self.settings.fallback == "fail":
+                    raise
+                self._unavailable(controller, error)
+                return controller
             if origin == "cache":
                 self.say(f"{name}: snapshot {key[:12]} from the cache")
             elif origin.startswith("imported"):
@@ -135,16 +143,32 @@ class Runtime:
             raise
         return controller
 
+    def _unavailable(self, controller: WarmContainer, error: HostLimitError) -> None:
+        """Serve a container CRIU cannot dump here as ``--criu-fallback`` says."""
+        controller.unavailable = error.reason
+        self.say(f"{controller.name}: snapshots unavailable: {error.reason}")
+        controller.start()  # the failed dump's container is gone with its state
+        if self.settings.fallback == "recreate":
+            controller.use_recreate()
+
     def keys(self, declarations: dict[str, Declaration]) -> dict[str, dict[str, object]]:
         """The cache key parts of each warm container, without preparing or starting it."""
         found: dict[str, dict[str, object]] = {}
-        for name, declaration in declarations.items():
+        for name, declared in declarations.items():
+            declaration = self.effective(declared)
             controller = self._controller(name, declaration)
             try:
                 found[name] = self.key_parts(controller, declaration, cache=True)
             finally:
                 controller.close()
         return found
+
+    def effective(self, declaration: Declaration) -> Declaration:
+        """The declaration with the session's defaults filled in (``--criu-userns``)."""
+        if declaration.spec.userns is not None or self.settings.userns is None:
+            return declaration
+        spec = dataclasses.replace(declaration.spec, userns=self.settings.userns)
+        return dataclasses.replace(declaration, spec=spec)
 
     def _controller(self, name: str, declaration: Declaration) -> WarmContainer:
         from .engine.snapshot import Options, WarmContainer

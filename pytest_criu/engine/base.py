@@ -84,6 +84,9 @@ class ContainerEngine(ImageCalls, InsideCalls):
         except docker.errors.DockerException as error:
             # e.g. an option this engine's API version does not know yet
             raise EngineError(f"create_options: {self.title} refused them: {error}") from None
+        userns_mode = self.userns_mode(spec.userns)
+        if userns_mode is not None:
+            host_config["UsernsMode"] = userns_mode
         try:
             created = self.api.create_container(
                 image=config.image,
@@ -105,6 +108,14 @@ class ContainerEngine(ImageCalls, InsideCalls):
                 spec.redact(f"cannot create a container from {config.image}: {error.explanation}")
             ) from None
         return str(created["Id"])
+
+    def userns_mode(self, mode: str | None) -> str | None:
+        """The ``UsernsMode`` that gives a container the user namespace ``userns=`` asks for.
+
+        Docker makes user namespaces only daemon-wide (``userns-remap``): ``auto`` leaves the
+        choice to the daemon, ``host`` opts a container out of a remapped daemon's.
+        """
+        return "host" if mode == "host" else None
 
     def start(self, container_id: str) -> None:
         self._call("start the container", self.api.start, container_id)

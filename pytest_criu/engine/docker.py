@@ -17,7 +17,7 @@ import requests
 from . import criu_log, procfs
 from .base import ContainerEngine, Lap, RestoreRequest, error_text
 from .daemon import DaemonPaths
-from .errors import CheckpointError, RestoreError
+from .errors import RestoreError
 from .placing import NONCE_FILE, link_tree, write_nonce
 
 DEFAULT_URL = "unix:///var/run/docker.sock"
@@ -125,7 +125,7 @@ class DockerEngine(ContainerEngine):
             return
         message = error_text(response)
         log = self._reproduce_dump(container_id)
-        raise CheckpointError(criu_log.describe_failure("checkpoint the container", message, log))
+        raise criu_log.checkpoint_error(message, log, engine=self.name)
 
     def checkpoint_dir(self, container_id: str, name: str) -> Path:
         return self.root_dir / "containers" / container_id / "checkpoints" / name
@@ -202,7 +202,7 @@ class DockerEngine(ContainerEngine):
             log = _restore_log(container_id, self.daemon_paths.task_roots)
             stopped = procfs.kill_trees(procfs.restore_of(container_id))
             raise RestoreError(
-                criu_log.describe_stuck_restore(self.timeout, stopped, log)
+                criu_log.describe_stuck_restore(self.timeout, stopped, log, engine=self.name)
             ) from None
         if response.status_code < 300:
             return
@@ -212,6 +212,7 @@ class DockerEngine(ContainerEngine):
                 "restore the checkpoint",
                 message,
                 _restore_log(container_id, self.daemon_paths.task_roots),
+                engine=self.name,
             )
         )
 

@@ -38,6 +38,15 @@ class CheckpointError(EngineError):
     """CRIU could not dump the container; the message quotes CRIU's log and explains it."""
 
 
+class HostLimitError(CheckpointError):
+    """CRIU cannot dump this container on this host (a limit of the host, not a fault of the
+    declaration): marked tests follow ``--criu-fallback``; ``reason`` names the fix."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class RestoreError(EngineError):
     """CRIU could not restore the checkpoint; the message quotes CRIU's log and explains it."""
 

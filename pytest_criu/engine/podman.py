@@ -20,7 +20,7 @@ from typing import Any, Literal
 import docker.errors
 import requests
 
-from . import criu_log, procfs
+from . import criu_log, procfs, userns
 from . import labels as labelling
 from .base import Lap, RestoreRequest, error_text
 from .errors import CheckpointError, EngineError, RestoreError
@@ -95,6 +95,7 @@ class PodmanEngine(PodmanWorkarounds):
         target.parent.mkdir(mode=0o700, exist_ok=True)
         target.mkdir(mode=0o700, exist_ok=True)
         params = {"export": "true", "ignoreVolumes": "true", **CRIU_OPTIONS}
+        root = self.namespace_root(container_id)
         try:
             response = self.api.post(
                 self._libpod(f"/containers/{container_id}/checkpoint"),
@@ -109,13 +110,26 @@ class PodmanEngine(PodmanWorkarounds):
         with contextlib.closing(response):
             if response.status_code >= 300:
                 log = self._userdata_file(container_id, "dump.log")
-                raise CheckpointError(
-                    criu_log.describe_failure("checkpoint the container", error_text(response), log)
-                )
+                raise criu_log.checkpoint_error(error_text(response), log, engine=self.name)
             fd = os.open(target / ARCHIVE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as archive:
-                for chunk in response.iter_content(1 << 20):
-                    archive.write(chunk)
+                if root is None:
+                    for chunk in response.iter_content(1 << 20):
+                        archive.write(chunk)
+                else:
+                    response.raw.decode_content = True
+                    userns.rewrite_archive(response.raw, archive, root)
+
+    def namespace_root(self, container_id: str) -> userns.NamespaceRoot | None:
+        """Whom the container's user namespace maps root to; ``None`` without one."""
+        response = self.api.get(self._libpod(f"/containers/{container_id}/json"))
+        if response.status_code >= 300:
+            raise EngineError(f"Podman could not inspect {container_id}: {error_text(response)}")
+        host_config = response.json().get("HostConfig") or {}
+        return userns.namespace_root(host_config.get("IDMappings"))
+
+    def userns_mode(self, mode: str | None) -> str | None:
+        return mode
 
     def checkpoint_dir(self, container_id: str, name: str) -> Path:
         return self._static_dir(container_id) / "pytest-criu" / name
@@ -150,12 +164,14 @@ class PodmanEngine(PodmanWorkarounds):
             stopped = procfs.kill_trees(procfs.restore_of(leftover)) if leftover else 0
             log = self._adopt_leftover(leftover, created)
             raise RestoreError(
-                criu_log.describe_stuck_restore(self.timeout, stopped, log)
+                criu_log.describe_stuck_restore(self.timeout, stopped, log, engine=self.name)
             ) from None
         if response.status_code >= 300:
             log = self._adopt_leftover(self._id_of(container_name), created)
             raise RestoreError(
-                criu_log.describe_failure("restore the checkpoint", error_text(response), log)
+                criu_log.describe_failure(
+                    "restore the checkpoint", error_text(response), log, engine=self.name
+                )
             )
         container_id = str(response.json()["Id"])
         self._imported_at[container_id] = began
@@ -178,12 +194,14 @@ class PodmanEngine(PodmanWorkarounds):
             stopped = procfs.kill_trees(procfs.restore_of(container_id))
             log = self._userdata_file(container_id, "restore.log")
             raise RestoreError(
-                criu_log.describe_stuck_restore(self.timeout, stopped, log)
+                criu_log.describe_stuck_restore(self.timeout, stopped, log, engine=self.name)
             ) from None
         if response.status_code >= 300:
             log = self._userdata_file(container_id, "restore.log")
             raise RestoreError(
-                criu_log.describe_failure("restore the checkpoint", error_text(response), log)
+                criu_log.describe_failure(
+                    "restore the checkpoint", error_text(response), log, engine=self.name
+                )
             )
         lap("engine restore")
         self._settle_network(container_id)

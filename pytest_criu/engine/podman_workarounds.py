@@ -30,6 +30,8 @@ from .ready import Health
 LIBPOD_VERSION = "v4.0.0"
 #: Seconds Podman 5 may take to clean a killed container up (as Docker's wait after a kill).
 KILL_WAIT = 30.0
+#: Seconds a removal may be retried while a user-namespaced container's shm mount is busy.
+BUSY_WAIT = 10.0
 
 
 class PodmanWorkarounds(ContainerEngine):
@@ -57,7 +59,18 @@ class PodmanWorkarounds(ContainerEngine):
         if self.major_version() >= 5:
             with contextlib.suppress(docker.errors.APIError):
                 self.api.kill(container_id)
-        super().remove(container_id)
+        deadline = time.monotonic() + BUSY_WAIT
+        while True:
+            try:
+                super().remove(container_id)
+                return
+            except docker.errors.APIError as error:
+                # In a user namespace, the shm mount of a container that ran exec sessions
+                # can still be busy for a moment ("unlinkat .../userdata/shm: device or
+                # resource busy"); the container is gone from Podman's list by then.
+                if "resource busy" not in str(error) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.1)
 
     def kill(self, container_id: str) -> None:
         """As Docker's; on Podman 5 until the service has cleaned the container up.

@@ -136,6 +136,19 @@ def namespace_pid(pid: int) -> int | None:
     return None
 
 
+def uid_map(pid: int) -> list[tuple[int, int, int]] | None:
+    """/proc/PID/uid_map as ``(inside, outside, count)`` lines, or ``None``."""
+    data = _read_bytes(f"/proc/{pid}/uid_map")
+    if data is None:
+        return None
+    lines = [line.split() for line in data.decode(errors="replace").splitlines()]
+    return [
+        (int(line[0]), int(line[1]), int(line[2]))
+        for line in lines
+        if len(line) == 3 and all(part.isdigit() for part in line)
+    ]
+
+
 def available_memory() -> int | None:
     """``MemAvailable`` of /proc/meminfo in bytes, or ``None`` when it cannot be read."""
     return _kilobytes(_read_bytes("/proc/meminfo"), "MemAvailable")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from . import footprint
+from . import footprint, procfs, userns
 from . import labels as labelling
 from .base import ContainerEngine
 from .creation import ContainerFactory
@@ -78,6 +78,8 @@ class Stats:
     """Each process's anonymous memory at checkpoint time."""
     footprint: str | None = None
     """Where the checkpoint's bytes are, one line."""
+    userns: str | None = None
+    """The user namespace the service runs in, when not the host's."""
 
     def absorb(self, snapshot: Snapshot, origin: str) -> None:
         """What the summary reports of the snapshot restores come from."""
@@ -116,6 +118,8 @@ class WarmContainer:
         self.stats = Stats()
         self.handle = ContainerHandle(self)
         self.restores = 0
+        self.unavailable: str | None = None
+        """Why this host cannot snapshot the container as declared (found at checkpoint)."""
         self.host = _host_of(engine.base_url)
         self.network: NetworkPath = network_path(
             engine.name, spec.network_mode, options.network_holder
@@ -198,8 +202,10 @@ class WarmContainer:
     def start(self) -> None:
         """Create the first container, wait until it is ready and run ``prepare``."""
         began = time.monotonic()
-        self._start_prepared("source")
+        container = self._start_prepared("source")
         self.stats.prepare_seconds = time.monotonic() - began
+        pid = int((self.engine.inspect(container.id).get("State") or {}).get("Pid") or 0)
+        self.stats.userns = userns.describe(procfs.uid_map(pid)) if pid > 0 else None
 
     def build_snapshot(self, image_labels: Mapping[str, str]) -> Snapshot:
         """Prepare a container, checkpoint it and commit its files; hand both to the caller.

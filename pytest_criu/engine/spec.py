@@ -14,6 +14,9 @@ from .errors import SpecError
 
 Strategy = Literal["fresh", "inplace"]
 STRATEGIES: tuple[Strategy, ...] = ("fresh", "inplace")
+UsernsMode = Literal["auto", "host"]
+"""``userns=``: a private user namespace per container (``auto``) or the host's (``host``)."""
+USERNS_MODES: tuple[UsernsMode, ...] = ("auto", "host")
 EngineChoice = Literal["auto", "docker", "podman"]
 """``--criu-engine``: which engine to use (here, so options need not import the engines)."""
 ENGINE_CHOICES: tuple[EngineChoice, ...] = ("auto", "docker", "podman")
@@ -71,6 +74,8 @@ class ContainerSpec:
     working_dir: str | None = None
     user: str | None = None
     network_mode: str | None = None
+    userns: UsernsMode | None = None
+    """``None``: the engine's own default (``--criu-userns`` may set one for the session)."""
     labels: Mapping[str, str] = field(default_factory=dict)
     create_options: Mapping[str, Any] = field(default_factory=dict)
     """Other create settings (``create_options=``), validated by :mod:`.create_options`."""
@@ -98,6 +103,7 @@ class ContainerSpec:
             "working_dir": self.working_dir,
             "user": self.user,
             "network_mode": self.network_mode,
+            **({"userns": self.userns} if self.userns else {}),
             "labels": sorted(self.labels.items()),
             "create_options": dict(self.create_options),
         }
@@ -116,6 +122,7 @@ def build_spec(
     working_dir: object = None,
     user: object = None,
     network_mode: object = None,
+    userns: object = None,
     labels: object = None,
     create_options: object = None,
 ) -> ContainerSpec:
@@ -135,6 +142,7 @@ def build_spec(
         working_dir=_optional_str(working_dir, "working_dir"),
         user=_optional_str(user, "user"),
         network_mode=_optional_str(network_mode, "network_mode"),
+        userns=_userns(userns),
         labels=_str_mapping(labels, "labels"),
         create_options=creating.validate(create_options),
     )
@@ -233,6 +241,19 @@ def _volumes(value: object) -> dict[str, str]:
             raise SpecError(f"volumes: mode {mode!r} of {source} must be 'ro' or 'rw'")
         result[source] = target
     return result
+
+
+def _userns(value: object) -> UsernsMode | None:
+    if value is None:
+        return None
+    for mode in USERNS_MODES:
+        if value == mode:
+            return mode
+    raise SpecError(
+        f"userns: {value!r} is not one of {', '.join(map(repr, USERNS_MODES))}: 'auto' gives "
+        "the container a user namespace of its own (its root is not host root), 'host' "
+        "runs it in the host's; leave it out for the engine's default"
+    )
 
 
 def _optional_str(value: object, where: str) -> str | None:

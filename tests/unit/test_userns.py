@@ -1,0 +1,170 @@
+"""User namespaces: the declaration, the summary's words, and checkpoint archives CRIU can
+read inside a namespace (pure logic; the real restores are in tests/integration)."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import pytest
+
+from pytest_criu import warm_container
+from pytest_criu.engine import criu_log, userns
+from pytest_criu.engine.errors import CheckpointError, HostLimitError, SpecError
+from pytest_criu.engine.spec import build_spec
+from pytest_criu.fixtures import declaration_of
+
+ROOT = userns.NamespaceRoot(2147483647, 2147483640)
+
+
+class TestDeclaration:
+    def test_auto_and_host_are_accepted(self) -> None:
+        assert build_spec(image="x", userns="auto").userns == "auto"
+        assert build_spec(image="x", userns="host").userns == "host"
+        assert build_spec(image="x").userns is None
+
+    @pytest.mark.parametrize("value", ["keep-id", "private", "", 1, True])
+    def test_other_values_are_refused_with_the_choices(self, value: object) -> None:
+        with pytest.raises(SpecError, match=r"userns: .* is not one of 'auto', 'host'"):
+            build_spec(image="x", userns=value)
+
+    def test_the_fingerprint_changes_only_when_set(self) -> None:
+        plain = build_spec(image="x")
+        assert plain.fingerprint() != build_spec(image="x", userns="auto").fingerprint()
+        assert build_spec(image="x", userns="auto").fingerprint() != (
+            build_spec(image="x", userns="host").fingerprint()
+        )
+
+    def test_warm_container_passes_it_on(self) -> None:
+        fixture = warm_container("x", userns="auto")
+        declaration = declaration_of(getattr(fixture, "__wrapped__", fixture))
+        assert declaration is not None
+        assert declaration.spec.userns == "auto"
+
+
+class TestNamespaceRoot:
+    def test_from_podman_inspect(self) -> None:
+        mappings = {"UidMap": ["0:2147483647:1024"], "GidMap": ["0:2147483640:1024"]}
+        assert userns.namespace_root(mappings) == ROOT
+
+    @pytest.mark.parametrize(
+        "mappings",
+        [None, {}, {"UidMap": [], "GidMap": []}, {"UidMap": ["1:5:2"], "GidMap": ["0:5:2"]}],
+    )
+    def test_no_namespace(self, mappings: dict[str, list[str]] | None) -> None:
+        assert userns.namespace_root(mappings) is None
+
+    def test_describe(self) -> None:
+        assert userns.describe([(0, 0, 4294967295)]) is None
+        assert userns.describe(None) is None
+        assert userns.describe([(0, 300000, 65536)]) == (
+            "user namespace (root is host uid 300000, 65536 ids)"
+        )
+
+
+def _archive(members: dict[str, bytes | None]) -> bytes:
+    """A Podman-like export: host root's files, the images directory 0600 as Podman makes it."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, content in members.items():
+            info = tarfile.TarInfo(name)
+            if content is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o600
+                archive.addfile(info)
+            else:
+                info.size, info.mode = len(content), 0o644
+                archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def _rewritten(members: dict[str, bytes | None]) -> dict[str, tarfile.TarInfo | bytes]:
+    target = io.BytesIO()
+    userns.rewrite_archive(io.BytesIO(_archive(members)), target, ROOT)
+    result: dict[str, tarfile.TarInfo | bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(target.getvalue())) as archive:
+        for member in archive:
+            result[member.name] = member
+            extracted = archive.extractfile(member)
+            if extracted is not None:
+                result[member.name + "#content"] = extracted.read()
+    return result
+
+
+class TestArchive:
+    CONFIG = json.dumps(
+        {"id": "abc", "idMappingsOptions": {"AutoUserNs": True, "UIDMap": [{"host_id": 5}]}}
+    ).encode()
+
+    def members(self) -> dict[str, bytes | None]:
+        return {
+            "config.dump": self.CONFIG,
+            "rootfs-diff.tar": b"files",
+            "checkpoint": None,
+            "checkpoint/pages-1.img": b"secret memory",
+            "checkpoint/timens-0.img": b"offsets",
+        }
+
+    def test_images_belong_to_the_namespace_root_and_stay_private(self) -> None:
+        out = _rewritten(self.members())
+        pages = out["checkpoint/pages-1.img"]
+        assert isinstance(pages, tarfile.TarInfo)
+        assert (pages.uid, pages.gid, pages.mode) == (ROOT.uid, ROOT.gid, 0o600)
+        assert out["checkpoint/pages-1.img#content"] == b"secret memory"
+
+    def test_the_directory_and_early_images_let_host_root_group_in(self) -> None:
+        out = _rewritten(self.members())
+        directory, timens = out["checkpoint"], out["checkpoint/timens-0.img"]
+        assert isinstance(directory, tarfile.TarInfo)
+        assert isinstance(timens, tarfile.TarInfo)
+        assert (directory.uid, directory.gid, directory.mode) == (ROOT.uid, 0, 0o750)
+        assert (timens.uid, timens.gid, timens.mode) == (ROOT.uid, 0, 0o640)
+
+    def test_other_files_are_left_as_podman_wrote_them(self) -> None:
+        out = _rewritten(self.members())
+        rootfs = out["rootfs-diff.tar"]
+        assert isinstance(rootfs, tarfile.TarInfo)
+        assert (rootfs.uid, rootfs.gid, rootfs.mode) == (0, 0, 0o644)
+
+    def test_an_automatic_mapping_is_pinned(self) -> None:
+        config = json.loads(_rewritten(self.members())["config.dump#content"])  # type: ignore[arg-type]
+        assert config["idMappingsOptions"] == {"AutoUserNs": False, "UIDMap": [{"host_id": 5}]}
+        assert config["id"] == "abc"
+
+    def test_a_fixed_mapping_is_left_alone(self) -> None:
+        fixed = json.dumps({"idMappingsOptions": {"AutoUserNs": False}}).encode()
+        assert userns.pinned_config(fixed) == fixed
+
+
+RLIMIT_LOG = (
+    "(00.05) Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: "
+    "Operation not permitted\n"
+    "(00.07) Error (criu/cr-dump.c:389): Can't get rlimit 0: Operation not permitted\n"
+)
+
+
+class TestExplanations:
+    def test_a_non_root_service_without_the_capability_is_a_host_limit(self) -> None:
+        error = criu_log.checkpoint_error("criu failed", RLIMIT_LOG, engine="podman")
+        assert isinstance(error, HostLimitError)
+        assert "userns='auto'" in error.reason
+        assert "CAP_SYS_RESOURCE" in error.reason
+        assert "Can't get rlimit 0" in str(error)
+
+    def test_on_docker_the_fix_names_podman_and_a_capable_host(self) -> None:
+        error = criu_log.checkpoint_error("criu failed", RLIMIT_LOG, engine="docker")
+        assert isinstance(error, HostLimitError)
+        assert "--criu-engine=podman --criu-userns=auto" in error.reason
+        assert "GitHub's hosted runners" in error.reason
+
+    def test_other_dump_failures_are_plain_checkpoint_errors(self) -> None:
+        log = "(00.1) Error (criu/sk-inet.c:1): Connected TCP socket, consider tcp-established\n"
+        error = criu_log.checkpoint_error("criu failed", log, engine="docker")
+        assert type(error) is CheckpointError
+
+    def test_unreadable_images_inside_a_namespace_are_not_blamed_on_a_tty(self) -> None:
+        log = "(00.04) 1: Error (criu/image.c:635): Unable to open tty-info.img: Permission denied"
+        lines = criu_log.explain(log, "docker")
+        assert len(lines) == 1
+        assert "user namespace" in lines[0]
+        assert "containerd" in lines[0]
