@@ -51,6 +51,17 @@ class HostFacts:
         from .engine.holders import network_path
 
         report = self.report
+        if (
+            report.engine == "docker"
+            and report.docker_userns_remap
+            and declaration.spec.userns != "host"
+        ):
+            return (
+                "docker userns-remap: this daemon runs every container in a user namespace, "
+                "and Docker cannot restore such a container (containerd copies the checkpoint "
+                "into a directory only host root can read) (fix: userns='host' for this warm "
+                "container, or Podman: --criu-engine=podman --criu-userns=auto)"
+            )
         problem = known_docker_problem(report.docker_version or "")
         if (
             problem

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..engine.doctor import rules
 from ..engine.errors import EngineError
 from ..engine.podman import PodmanEngine
 from . import conf, procs
@@ -86,6 +87,26 @@ def ensure_configuration(plan: Plan, settings: PodmanSettings) -> bool:
         return changed
     dropin = conf.merge_exit_delay(conf.read(conf.EXIT_DELAY_DROPIN))
     return conf.apply(plan, conf.EXIT_DELAY_DROPIN, dropin, "exit_command_delay = 5") or changed
+
+
+def ensure_subordinate_ids(plan: Plan, etc: Path = Path("/etc")) -> bool:
+    """A range of subordinate ids for ``--userns=auto`` (userns='auto'); True when added.
+
+    Rootful Podman allocates each such container's uids and gids from the ranges of the user
+    ``containers`` in /etc/subuid and /etc/subgid; an existing range is left as it is.
+    """
+    user = rules.PODMAN_AUTO_USER
+    start, count = rules.PODMAN_AUTO_RANGE
+    changed = False
+    for name in ("subuid", "subgid"):
+        path = etc / name
+        text = conf.read(path) or ""
+        if rules.subordinate_range(text, user) is not None:
+            continue
+        new = text + ("" if not text or text.endswith("\n") else "\n") + f"{user}:{start}:{count}\n"
+        what = f"ids {start}+{count} for the user {user} (userns='auto')"
+        changed = conf.apply(plan, path, new, what) or changed
+    return changed
 
 
 def serves(pid: int, settings: PodmanSettings, proc: Path = procs.PROC) -> bool:

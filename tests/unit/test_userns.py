@@ -6,14 +6,18 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from pathlib import Path
 
 import pytest
 
 from pytest_criu import warm_container
 from pytest_criu.engine import criu_log, userns
+from pytest_criu.engine.doctor.rules import check_user_namespaces, subordinate_range
 from pytest_criu.engine.errors import CheckpointError, HostLimitError, SpecError
 from pytest_criu.engine.spec import build_spec
 from pytest_criu.fixtures import declaration_of
+from pytest_criu.setup.plan import Plan
+from pytest_criu.setup.podman import ensure_subordinate_ids
 
 ROOT = userns.NamespaceRoot(2147483647, 2147483640)
 
@@ -168,3 +172,62 @@ class TestExplanations:
         assert len(lines) == 1
         assert "user namespace" in lines[0]
         assert "containerd" in lines[0]
+
+
+class TestDoctor:
+    NO_RESOURCE = 0x1FFFEFFFFFF  # this machine's root: every capability but CAP_SYS_RESOURCE
+    FULL = 0x1FFFFFFFFFF
+    SUBIDS = "someone:100000:65536\ncontainers:2147483647:2147483648\n"
+
+    def test_docker_without_the_capability_names_both_fixes(self) -> None:
+        check = check_user_namespaces("docker", self.NO_RESOURCE)
+        assert check.status == "warn"
+        assert "CAP_SYS_RESOURCE" in check.detail
+        assert "--criu-engine=podman --criu-userns=auto" in check.fix
+
+    def test_a_capable_host_dumps_them(self) -> None:
+        for engine in ("docker", "podman"):
+            assert check_user_namespaces(engine, self.FULL).status == "ok"
+
+    def test_podman_with_subordinate_ids_dumps_them_in_a_namespace(self) -> None:
+        check = check_user_namespaces(
+            "podman", self.NO_RESOURCE, subuid=self.SUBIDS, subgid=self.SUBIDS
+        )
+        assert check.status == "ok"
+        assert "userns='auto'" in check.detail
+
+    def test_podman_without_subordinate_ids_says_what_to_add(self) -> None:
+        check = check_user_namespaces("podman", self.NO_RESOURCE, subuid="", subgid=None)
+        assert check.status == "warn"
+        assert "containers:2147483647:2147483648" in check.fix
+
+    def test_a_remapped_docker_daemon_is_named_whatever_the_capabilities(self) -> None:
+        check = check_user_namespaces("docker", self.FULL, docker_remapped=True)
+        assert check.status == "warn"
+        assert "userns-remap" in check.detail
+        assert "userns='host'" in check.fix
+
+    def test_subordinate_range(self) -> None:
+        assert subordinate_range(self.SUBIDS) == (2147483647, 2147483648)
+        assert subordinate_range("containers:x:1\n") is None
+        assert subordinate_range(None) is None
+
+
+class TestSetup:
+    def test_adds_a_range_once_and_keeps_what_is_there(self, tmp_path: Path) -> None:
+        (tmp_path / "subuid").write_text("alice:100000:65536")  # no final newline
+        plan = Plan(check=False, say=lambda _: None)
+        assert ensure_subordinate_ids(plan, tmp_path)
+        assert (tmp_path / "subuid").read_text() == (
+            "alice:100000:65536\ncontainers:2147483647:2147483648\n"
+        )
+        assert (tmp_path / "subgid").read_text() == "containers:2147483647:2147483648\n"
+        again = Plan(check=False, say=lambda _: None)
+        assert not ensure_subordinate_ids(again, tmp_path)
+        assert again.changes == []
+
+    def test_check_mode_changes_nothing(self, tmp_path: Path) -> None:
+        plan = Plan(check=True, say=lambda _: None)
+        assert ensure_subordinate_ids(plan, tmp_path)
+        assert not (tmp_path / "subuid").exists()
+        assert len(plan.changes) == 2

@@ -120,6 +120,9 @@ def docker_checks(
     report.docker_version = report.engine_version = engine
     report.docker_api_version = api_version
     report.docker_root_dir = info.get("DockerRootDir")
+    report.docker_userns_remap = any(
+        "name=userns" in str(option) for option in info.get("SecurityOptions") or []
+    )
     probe.add(Check("docker", "ok", f"Docker Engine {engine} (API {api_version}) at {url}"))
     probe.daemon = system.find_engine_process(url, probe.timeout)
     probe.add(check_docker_host(url, locality, info, probe.daemon.pid if probe.daemon else None))

@@ -21,6 +21,7 @@ from .rules import (
     check_criu_version,
     check_network_lock,
     check_runc_conf,
+    check_user_namespaces,
     criu_check_lines,
     parse_cap_eff,
     parse_criu_version,
@@ -85,6 +86,23 @@ def capabilities(probe: Probe) -> None:
         probe.add(Check("capabilities", "skip", "CapEff not readable from /proc/self/status"))
         return
     probe.add(check_capabilities(mask, "this process"))
+
+
+def user_namespaces(probe: Probe) -> None:
+    daemon = probe.daemon
+    cap_eff = daemon.cap_eff if daemon and daemon.cap_eff is not None else None
+    if cap_eff is None:
+        cap_eff = parse_cap_eff(procfs.status())
+    report = probe.report
+    probe.add(
+        check_user_namespaces(
+            report.engine,
+            cap_eff,
+            docker_remapped=report.docker_userns_remap,
+            subuid=system.read_text("/etc/subuid"),
+            subgid=system.read_text("/etc/subgid"),
+        )
+    )
 
 
 def criu(probe: Probe) -> None:
@@ -242,6 +260,7 @@ def detect_host(
         ("criu", criu),
         ("daemon's criu", daemon_criu),
         ("capabilities", capabilities),
+        ("non-root services", user_namespaces),
         ("runc.conf", runc_conf),
         ("kernel config", kernel_config),
     ]

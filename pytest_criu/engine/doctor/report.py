@@ -31,6 +31,8 @@ class HostReport:
     docker_version: str | None = None
     docker_api_version: str | None = None
     docker_root_dir: str | None = None
+    docker_userns_remap: bool = False
+    """Whether the Docker daemon runs every container in a user namespace (userns-remap)."""
     kernel: str | None = None
 
     @property
@@ -65,6 +67,7 @@ class HostReport:
             "docker_version": self.docker_version,
             "docker_api_version": self.docker_api_version,
             "docker_root_dir": self.docker_root_dir,
+            "docker_userns_remap": self.docker_userns_remap,
             "kernel": self.kernel,
             "engine": self.engine,
             "engine_version": self.engine_version,

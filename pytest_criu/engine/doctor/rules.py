@@ -84,16 +84,17 @@ def check_capabilities(mask: int, who: str) -> Check:
         missing.append("CAP_SYS_ADMIN (restoring namespaces and mounts may fail)")
     if "CAP_SYS_RESOURCE" not in held:
         missing.append(
-            "CAP_SYS_RESOURCE (services running as a non-root user inside the container "
-            'cannot be dumped: "Can\'t get rlimit: Operation not permitted"; uid 0 services work)'
+            "CAP_SYS_RESOURCE (outside a user namespace, services running as a non-root user "
+            'cannot be dumped: "Can\'t get rlimit: Operation not permitted"; see '
+            "non-root services)"
         )
     if missing:
         return Check(
             "capabilities",
             "warn",
             f"{who} lacks " + "; ".join(missing),
-            "grant the missing capabilities (a privileged CI runner has them) or run the "
-            "container's services as uid 0",
+            "grant the missing capabilities (a privileged CI runner has them); for services "
+            "that drop root, see non-root services",
         )
     return Check("capabilities", "ok", f"{who} has " + ", ".join(sorted(held)))
 
@@ -192,3 +193,79 @@ def short_error(text: str) -> str:
     text = " ".join(text.split()).removeprefix("Error while fetching server API version: ")
     errno = re.search(r"\[Errno -?\d+\] [^'\"()]+", text)
     return errno.group(0).strip() if errno else text
+
+
+#: The subordinate-id owner rootful Podman allocates ``--userns=auto`` ranges from.
+PODMAN_AUTO_USER = "containers"
+#: The range ``pytest-criu setup`` gives it (Podman's documented example).
+PODMAN_AUTO_RANGE = (2147483647, 2147483648)
+
+
+def subordinate_range(text: str | None, user: str = PODMAN_AUTO_USER) -> tuple[int, int] | None:
+    """``user``'s first ``name:start:count`` range in /etc/subuid-style ``text``."""
+    for line in (text or "").splitlines():
+        parts = line.strip().split(":")
+        if len(parts) == 3 and parts[0] == user and parts[1].isdigit() and parts[2].isdigit():
+            return int(parts[1]), int(parts[2])
+    return None
+
+
+def check_user_namespaces(
+    engine: str,
+    cap_eff: int | None,
+    *,
+    docker_remapped: bool = False,
+    subuid: str | None = None,
+    subgid: str | None = None,
+) -> Check:
+    """Which services can be dumped here: those running as their own user need
+    CAP_SYS_RESOURCE, or a user namespace the engine makes per container."""
+    name = "non-root services"
+    if engine == "docker" and docker_remapped:
+        return Check(
+            name,
+            "warn",
+            "the daemon runs every container in a user namespace (userns-remap): CRIU dumps "
+            "them, but Docker cannot restore them (containerd copies each checkpoint into a "
+            "directory only host root can read; seen on Docker 20.10 and 28.5), so warm "
+            "containers skip unless they set userns='host'",
+            "declare userns='host' (services running as uid 0 then restore; one that drops root "
+            "needs CAP_SYS_RESOURCE), or use Podman (--criu-engine=podman --criu-userns=auto)",
+        )
+    capable = cap_eff is not None and bool(cap_eff & (1 << CAPABILITIES["CAP_SYS_RESOURCE"]))
+    if capable:
+        return Check(
+            name,
+            "ok",
+            "services that run as their own user (Postgres, official Redis and MariaDB "
+            "images) can be dumped: root has CAP_SYS_RESOURCE",
+        )
+    if engine == "podman":
+        uids, gids = subordinate_range(subuid), subordinate_range(subgid)
+        if uids and gids:
+            return Check(
+                name,
+                "ok",
+                "services that run as their own user can be dumped in a user namespace: "
+                f"declare userns='auto' or pass --criu-userns=auto (ranges of the user "
+                f"{PODMAN_AUTO_USER}: uids {uids[0]}+{uids[1]}, gids {gids[0]}+{gids[1]}); "
+                "without one, root here lacks CAP_SYS_RESOURCE and CRIU cannot dump them",
+            )
+        return Check(
+            name,
+            "warn",
+            "services that run as their own user (Postgres, official Redis and MariaDB "
+            "images) cannot be dumped: root lacks CAP_SYS_RESOURCE, and userns='auto' needs "
+            f"subordinate ids for the user {PODMAN_AUTO_USER} in /etc/subuid and /etc/subgid",
+            f"add '{PODMAN_AUTO_USER}:{PODMAN_AUTO_RANGE[0]}:{PODMAN_AUTO_RANGE[1]}' to both "
+            f"files ({SETUP_PODMAN_HINT})",
+        )
+    return Check(
+        name,
+        "warn",
+        "services that run as their own user (Postgres, official Redis and MariaDB images) "
+        "cannot be dumped here: root lacks CAP_SYS_RESOURCE, and Docker has no user "
+        "namespace per container; services running as uid 0 work",
+        "use a host whose root has CAP_SYS_RESOURCE (GitHub's hosted runners do), or Podman "
+        "with a user namespace (--criu-engine=podman --criu-userns=auto)",
+    )
