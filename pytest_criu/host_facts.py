@@ -62,6 +62,17 @@ class HostFacts:
                 "into a directory only host root can read) (fix: userns='host' for this warm "
                 "container, or Podman: --criu-engine=podman --criu-userns=auto)"
             )
+        if (
+            report.engine == "podman"
+            and declaration.spec.userns == "auto"
+            and declaration.spec.network_mode not in ("none", "host")
+        ):
+            return (
+                "podman userns: Podman restores a container in a user namespace without its "
+                "network (Podman issue 18502), so its ports would not answer (fix: "
+                "network_mode='none' and a unix socket the tests reach through "
+                "handle.host_path(...); or, where root has CAP_SYS_RESOURCE, no userns)"
+            )
         problem = known_docker_problem(report.docker_version or "")
         if (
             problem

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -95,6 +96,27 @@ class ContainerHandle:
     def container_address(self) -> str | None:
         """The container's own IP address on its bridge network, if it has one."""
         return self._controller.current.address
+
+    def host_path(self, path: str) -> str:
+        """Where this host sees ``path`` of the current container (``/proc/PID/root/...``).
+
+        For a unix socket a service listens on when the container has no network (on Podman,
+        a container restored in a user namespace has none). Needs the engine on this host.
+        An absolute symbolic link on the way (``/var/run`` -> ``/run``) resolves on the host:
+        give the path it points to.
+        """
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(f"host_path: {path!r} is not an absolute path in the container")
+        if self.host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError(
+                f"host_path: the engine runs on {self.host}, not on this host; its containers' "
+                "files are not reachable here"
+            )
+        info = self._controller.engine.inspect(self.id)
+        pid = int((info.get("State") or {}).get("Pid") or 0)
+        if pid <= 0:
+            raise ValueError(f"host_path: container {self.id[:12]} is not running")
+        return f"/proc/{pid}/root{posixpath.normpath(path)}"
 
     def exec(self, argv: Sequence[str], *, user: str | None = None) -> tuple[int, str]:
         """Run ``argv`` in the current container; return its exit code and combined output."""

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import docker.errors
 import requests
 
-from . import criu_log, procfs, userns
+from . import criu_log, podman_archive, procfs, userns
 from . import labels as labelling
 from .base import Lap, RestoreRequest, error_text
 from .errors import CheckpointError, EngineError, RestoreError
@@ -95,7 +95,9 @@ class PodmanEngine(PodmanWorkarounds):
         target.parent.mkdir(mode=0o700, exist_ok=True)
         target.mkdir(mode=0o700, exist_ok=True)
         params = {"export": "true", "ignoreVolumes": "true", **CRIU_OPTIONS}
-        root = self.namespace_root(container_id)
+        info = self._libpod_inspect(container_id)
+        root = userns.namespace_root((info.get("HostConfig") or {}).get("IDMappings"))
+        directories = self._changed_directories(container_id, info)
         try:
             response = self.api.post(
                 self._libpod(f"/containers/{container_id}/checkpoint"),
@@ -112,21 +114,30 @@ class PodmanEngine(PodmanWorkarounds):
                 log = self._userdata_file(container_id, "dump.log")
                 raise criu_log.checkpoint_error(error_text(response), log, engine=self.name)
             fd = os.open(target / ARCHIVE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            response.raw.decode_content = True
             with os.fdopen(fd, "wb") as archive:
-                if root is None:
-                    for chunk in response.iter_content(1 << 20):
-                        archive.write(chunk)
+                if root is None and not directories:
+                    podman_archive.copy_plain(response.raw, archive)
                 else:
-                    response.raw.decode_content = True
-                    userns.rewrite_archive(response.raw, archive, root)
+                    podman_archive.rewrite(
+                        response.raw, archive, root=root, directories=directories, scratch=target
+                    )
 
-    def namespace_root(self, container_id: str) -> userns.NamespaceRoot | None:
-        """Whom the container's user namespace maps root to; ``None`` without one."""
+    def _libpod_inspect(self, container_id: str) -> dict[str, Any]:
         response = self.api.get(self._libpod(f"/containers/{container_id}/json"))
         if response.status_code >= 300:
             raise EngineError(f"Podman could not inspect {container_id}: {error_text(response)}")
-        host_config = response.json().get("HostConfig") or {}
-        return userns.namespace_root(host_config.get("IDMappings"))
+        return dict(response.json())
+
+    def _changed_directories(
+        self, container_id: str, info: Mapping[str, Any]
+    ) -> list[podman_archive.Directory]:
+        """The image's directories the running container changed (see :mod:`.podman_archive`)."""
+        pid = int((info.get("State") or {}).get("Pid") or 0)
+        response = self.api.get(self._libpod(f"/containers/{container_id}/changes"))
+        if pid <= 0 or response.status_code >= 300:
+            return []
+        return podman_archive.changed_directories(response.json() or [], Path(f"/proc/{pid}/root"))
 
     def userns_mode(self, mode: str | None) -> str | None:
         return mode
@@ -210,10 +221,7 @@ class PodmanEngine(PodmanWorkarounds):
     # -- plumbing -------------------------------------------------------------------------
 
     def _static_dir(self, container_id: str) -> Path:
-        response = self.api.get(self._libpod(f"/containers/{container_id}/json"))
-        if response.status_code >= 300:
-            raise EngineError(f"Podman could not inspect {container_id}: {error_text(response)}")
-        return Path(response.json()["StaticDir"])
+        return Path(self._libpod_inspect(container_id)["StaticDir"])
 
     def _userdata_file(self, container: str, file: str) -> str | None:
         """A log Podman leaves in the container's data directory (CRIU's, on failure)."""

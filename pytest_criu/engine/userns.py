@@ -10,12 +10,11 @@ first restored task before the namespace's uid map is written, as host uid and g
 
 from __future__ import annotations
 
-import io
 import json
 import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 CHECKPOINT_DIR = "checkpoint"
 """Where Podman's exported archive keeps CRIU's images."""
@@ -102,20 +101,3 @@ def pinned_config(data: bytes) -> bytes:
     options["AutoUserNs"] = False
     config["idMappingsOptions"] = options
     return json.dumps(config).encode()
-
-
-def rewrite_archive(source: IO[bytes], target: IO[bytes], root: NamespaceRoot) -> None:
-    """Copy Podman's checkpoint archive from ``source`` to ``target`` (both streams), made
-    restorable in ``root``'s namespace: image owners as :func:`owned_for_restore`, mapping
-    pinned as :func:`pinned_config`."""
-    with (
-        tarfile.open(fileobj=source, mode="r|") as reading,
-        tarfile.open(fileobj=target, mode="w|", format=tarfile.PAX_FORMAT) as writing,
-    ):
-        for member in reading:
-            content = reading.extractfile(member) if member.isfile() else None
-            if content is not None and member.name.lstrip("./") == PODMAN_CONFIG:
-                data = pinned_config(content.read())
-                member.size = len(data)
-                content = io.BytesIO(data)
-            writing.addfile(owned_for_restore(member, root), content)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_criu import warm_container
-from pytest_criu.engine import criu_log, userns
+from pytest_criu.engine import criu_log, podman_archive, userns
 from pytest_criu.engine.doctor.rules import check_user_namespaces, subordinate_range
 from pytest_criu.engine.errors import CheckpointError, HostLimitError, SpecError
 from pytest_criu.engine.spec import build_spec
@@ -84,7 +84,9 @@ def _archive(members: dict[str, bytes | None]) -> bytes:
 
 def _rewritten(members: dict[str, bytes | None]) -> dict[str, tarfile.TarInfo | bytes]:
     target = io.BytesIO()
-    userns.rewrite_archive(io.BytesIO(_archive(members)), target, ROOT)
+    podman_archive.rewrite(
+        io.BytesIO(_archive(members)), target, root=ROOT, directories=[], scratch=Path("/tmp")
+    )
     result: dict[str, tarfile.TarInfo | bytes] = {}
     with tarfile.open(fileobj=io.BytesIO(target.getvalue())) as archive:
         for member in archive:
@@ -231,3 +233,43 @@ class TestSetup:
         assert ensure_subordinate_ids(plan, tmp_path)
         assert not (tmp_path / "subuid").exists()
         assert len(plan.changes) == 2
+
+
+class TestChangedDirectories:
+    def _inner(self, entries: dict[str, bytes | None]) -> bytes:
+        return _archive(entries)
+
+    def test_a_directory_that_only_changed_mode_is_added_last(self, tmp_path: Path) -> None:
+        data = tmp_path / "var/lib/postgresql/data"
+        data.mkdir(parents=True)
+        (data / "PG_VERSION").write_text("15")
+        data.chmod(0o700)
+        changes = [
+            {"Path": "/var/lib/postgresql/data", "Kind": 0},
+            {"Path": "/var/lib/postgresql/data/PG_VERSION", "Kind": 1},
+            {"Path": "/gone", "Kind": 0},
+            {"Path": "/var/lib/postgresql/data/PG_VERSION", "Kind": 0},
+        ]
+        directories = podman_archive.changed_directories(changes, tmp_path)
+        assert [(d.path, d.mode) for d in directories] == [("var/lib/postgresql/data", 0o700)]
+        inner = _archive({"var/lib/postgresql/data/PG_VERSION": b"15"})
+        outer = _archive({"config.dump": b"{}", "rootfs-diff.tar": inner})
+        target = io.BytesIO()
+        podman_archive.rewrite(
+            io.BytesIO(outer), target, root=None, directories=directories, scratch=tmp_path
+        )
+        with tarfile.open(fileobj=io.BytesIO(target.getvalue())) as archive:
+            extracted = archive.extractfile("rootfs-diff.tar")
+            assert extracted is not None
+            with tarfile.open(fileobj=io.BytesIO(extracted.read())) as diff:
+                members = diff.getmembers()
+        assert [m.name for m in members] == [
+            "var/lib/postgresql/data/PG_VERSION",
+            "var/lib/postgresql/data",
+        ]
+        assert members[-1].isdir()
+        assert members[-1].mode == 0o700
+
+    def test_mount_points_are_not_part_of_the_layer(self, tmp_path: Path) -> None:
+        changes = [{"Path": "/proc", "Kind": 0}]
+        assert podman_archive.changed_directories(changes, Path("/")) == []
