@@ -3,16 +3,28 @@ r"""Build pytest-criu's container images locally (no registry needed).
   tiny      pytest-criu/tiny      busybox-static plus its applet links (sh, sleep, nc, httpd, ...),
                                   a tar fed to `docker import`; builds in about a second.
   services  pytest-criu/services  Debian made by `mmdebstrap --variant=apt`, with redis-server,
-                                  redis-cli, mariadbd, mariadb-install-db, the mariadb client and
-                                  python3. On Debian: this host's release from its own apt
+                                  redis-cli, mariadbd, mariadb-install-db, the mariadb client,
+                                  PostgreSQL (postgresql: 15 on bookworm), gosu and python3.
+                                  On Debian: this host's release from its own apt
                                   sources. Elsewhere (Ubuntu): Debian bookworm
                                   (PYTEST_CRIU_IMAGES_SUITE) from the Debian mirror
                                   PYTEST_CRIU_DEBIAN_URI, verified with debian-archive-keyring.
-  all       both (the default)
+  postgres  pytest-criu/postgres  shaped like Docker Hub's official images, built on the services
+  redis     pytest-criu/redis     image (`docker build` with the legacy builder: Dockerfile plus
+  mariadb   pytest-criu/mariadb   tests/tooling/entrypoints/<name>.sh as
+                                  /usr/local/bin/docker-entrypoint.sh); a few seconds each.
+                                  Their entrypoint starts as root, owns the data directory and
+                                  runs the service as its own user: postgres (gosu), redis
+                                  (setpriv), mysql (gosu). Each also builds the services image
+                                  when missing.
+  official  postgres, redis and mariadb
+  all       every image (the default)
 
 Each image is tagged with a digest of its inputs (pytest-criu/<name>:<sha12>) and with :latest;
-when the digest tag already exists the build is skipped. The image references are printed,
-one per line, on stdout.
+when the digest tag already exists the build is skipped. The inputs of postgres, redis and
+mariadb are the services image's ID, their Dockerfile and their entrypoint script: editing the
+script rebuilds the image. --force rebuilds the images named (services only when named, or by
+all). The image references are printed, one per line, on stdout.
 
 When Podman is installed and its service answers (`pytest-criu setup --engine podman`), each image is
 also put into Podman's storage under the same names (localhost/pytest-criu/<name>:<sha12> and
@@ -21,15 +33,42 @@ both names (same image ID as in Docker). Set PYTEST_CRIU_PODMAN_SOCKET for anoth
 than unix:///run/podman/podman.sock.
 
 pytest-criu's tests and examples use these images by default; point them at other images with
-the environment variables PYTEST_CRIU_TINY_IMAGE (default pytest-criu/tiny:latest) and
-PYTEST_CRIU_SERVICES_IMAGE (default pytest-criu/services:latest).
+the environment variables PYTEST_CRIU_TINY_IMAGE (default pytest-criu/tiny:latest),
+PYTEST_CRIU_SERVICES_IMAGE (default pytest-criu/services:latest), PYTEST_CRIU_POSTGRES_IMAGE
+(default pytest-criu/postgres:latest), PYTEST_CRIU_REDIS_IMAGE (default pytest-criu/redis:latest)
+and PYTEST_CRIU_MARIADB_IMAGE (default pytest-criu/mariadb:latest). The last three stand in for
+Docker Hub's postgres:15, redis:7 and mariadb:10.11, which they may name where a registry answers.
+
+The official-like images (run `docker inspect` for the rest of their configuration):
+  postgres  ENTRYPOINT ["docker-entrypoint.sh"], CMD ["postgres"], PGDATA=/var/lib/postgresql/data,
+            STOPSIGNAL SIGINT, EXPOSE 5432. An empty PGDATA is initialised (initdb) with
+            POSTGRES_USER (default postgres), POSTGRES_PASSWORD (needed unless
+            POSTGRES_HOST_AUTH_METHOD=trust), POSTGRES_DB (default: the user; created through a
+            server listening on the unix socket only), POSTGRES_INITDB_ARGS, pg_hba
+            `host all all all scram-sha-256` (or POSTGRES_HOST_AUTH_METHOD), listen_addresses='*'.
+            A command starting with - is given to postgres.
+  redis     ENTRYPOINT ["docker-entrypoint.sh"], CMD ["redis-server"], WORKDIR /data, EXPOSE 6379;
+            redis-server gets --protected-mode no right after its config file (if any): it answers
+            on every interface without a password.
+  mariadb   ENTRYPOINT ["docker-entrypoint.sh"], CMD ["mariadbd"], EXPOSE 3306, bind-address
+            0.0.0.0 and skip-name-resolve in /etc/mysql/mariadb.conf.d/99-docker.cnf. An empty
+            /var/lib/mysql is initialised (mariadb-install-db --extra-file) with
+            MARIADB_ROOT_PASSWORD or MARIADB_ALLOW_EMPTY_ROOT_PASSWORD (one is needed; root@'%' is
+            created too), MARIADB_DATABASE, MARIADB_USER with MARIADB_PASSWORD (all privileges on
+            the database), or their MYSQL_* names (MYSQL_ALLOW_EMPTY_PASSWORD for the empty
+            root password) as in the official image. A command starting with - is given to
+            mariadbd. Like the official image, no --innodb-use-native-aio=0: pass it in the command
+            (CRIU cannot dump io_uring).
+  None declares a VOLUME (the official ones do), so that a checkpoint's data stays in the
+  container's own filesystem.
 
 MariaDB in the services image runs as root, without io_uring/native AIO (CRIU cannot dump them):
   mariadb-install-db --user=root --datadir=/var/lib/mysql --skip-test-db \
       --auth-root-authentication-method=normal
   mariadbd --user=root --datadir=/var/lib/mysql --innodb-use-native-aio=0 --bind-address=0.0.0.0
 
-Usage: sudo .venv/bin/python -m tests.tooling.images [tiny|services|all] [--force]
+Usage: sudo .venv/bin/python -m tests.tooling.images
+           [tiny|services|postgres|redis|mariadb|official|all] [--force]
 
 Needs: root, the docker CLI with a running daemon (sudo pytest-criu setup), busybox-static and
 mmdebstrap (installed here when missing). Runs with the virtualenv's Python: the tiny image's
@@ -48,7 +87,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import IO, NamedTuple
 
 from pytest_criu.setup import apt, plan, system
@@ -64,6 +104,8 @@ SERVICES_PACKAGES = [
     "mariadb-server",
     "mariadb-client",
     "python3",
+    "postgresql",
+    "gosu",
     "procps",
     "ca-certificates",
 ]
@@ -88,6 +130,9 @@ SERVICES_CLEANUP = (
     ' && find "$1"/run -mindepth 1 -maxdepth 1 ! -name lock -exec rm -rf --one-file-system {} +'
     ' && mkdir -p "$1"/run/mysqld'
     ' && chroot "$1" chown mysql:mysql /var/lib/mysql /run/mysqld'
+    # postgresql's postinst made a cluster (/var/lib/postgresql/15/main and /etc/postgresql/15);
+    # the postgres image initialises PGDATA instead.
+    ' && rm -rf "$1"/var/lib/postgresql/* "$1"/etc/postgresql/*'
 )
 SERVICES_MMDEBSTRAP_OPTS = [
     "--variant=apt",
@@ -504,13 +549,192 @@ def verify(ref: str, cmd: list[str], what: str) -> None:
         )
 
 
+# --------------------------------------------------------------------------------------------
+# postgres, redis, mariadb: shaped like Docker Hub's official images, on the services image
+# --------------------------------------------------------------------------------------------
+OFFICIAL = ("postgres", "redis", "mariadb")
+#: Each image's entrypoint, /usr/local/bin/docker-entrypoint.sh: entrypoints/<name>.sh.
+ENTRYPOINTS = Path(__file__).with_name("entrypoints")
+
+
+def official_images(environ: Mapping[str, str]) -> dict[str, str]:
+    """Where pytest-criu's tests find these images: PYTEST_CRIU_<NAME>_IMAGE, or ours."""
+    return {
+        name: environ.get(f"PYTEST_CRIU_{name.upper()}_IMAGE", f"pytest-criu/{name}:latest")
+        for name in OFFICIAL
+    }
+
+
+OFFICIAL_IMAGES = official_images(os.environ)
+
+# The legacy builder (DOCKER_BUILDKIT=0) takes FROM from the local images, never a registry.
+OFFICIAL_HEAD = """\
+FROM {base}
+COPY docker-entrypoint.sh /usr/local/bin/
+LABEL org.opencontainers.image.title=pytest-criu-{name}
+"""
+OFFICIAL_DOCKERFILES = {
+    "postgres": f"""\
+ENV PG_MAJOR={{pg_major}} PGDATA=/var/lib/postgresql/data
+ENV PATH={PATH_ENV}:/usr/lib/postgresql/{{pg_major}}/bin
+RUN install -d -o postgres -g postgres -m 1777 "$PGDATA" \\
+    && install -d -o postgres -g postgres -m 3777 /run/postgresql
+ENTRYPOINT ["docker-entrypoint.sh"]
+STOPSIGNAL SIGINT
+EXPOSE 5432
+CMD ["postgres"]
+""",
+    "redis": """\
+RUN install -d -o redis -g redis /data
+WORKDIR /data
+ENTRYPOINT ["docker-entrypoint.sh"]
+EXPOSE 6379
+CMD ["redis-server"]
+""",
+    # Like the official image's configuration: every interface, no reverse DNS look-ups.
+    "mariadb": """\
+RUN printf '[mariadbd]\\nbind-address = 0.0.0.0\\nskip-name-resolve\\n' \\
+    > /etc/mysql/mariadb.conf.d/99-docker.cnf
+ENTRYPOINT ["docker-entrypoint.sh"]
+EXPOSE 3306
+CMD ["mariadbd"]
+""",
+}
+
+
+class OfficialRecipe(NamedTuple):
+    name: str
+    dockerfile: str
+    """Formatted with the base image's reference and, for postgres, PostgreSQL's major version."""
+    entrypoint: str
+
+    def tag(self, base_id: str) -> str:
+        """The digest tag: the base image's ID (a rebuilt services image gives a new one), the
+        Dockerfile and the entrypoint script."""
+        return digest([RECIPE_VERSION, "official", self.name, base_id, self.dockerfile,
+                       self.entrypoint])  # fmt: skip
+
+    def render(self, base: str, pg_major: str = "") -> str:
+        return self.dockerfile.format(base=base, name=self.name, pg_major=pg_major)
+
+
+def official_recipe(name: str, entrypoints: Path = ENTRYPOINTS) -> OfficialRecipe:
+    text = (entrypoints / f"{name}.sh").read_text()
+    return OfficialRecipe(name, OFFICIAL_HEAD + OFFICIAL_DOCKERFILES[name], text)
+
+
+def postgres_major(base: str) -> str:
+    """PostgreSQL's major version in the base image (15 on bookworm): /usr/lib/postgresql/<N>."""
+    res = run(["docker", "run", "--rm", "--network", "none", base, "ls", "/usr/lib/postgresql"],
+              capture_output=True)  # fmt: skip
+    versions = res.stdout.split()
+    if res.returncode != 0 or len(versions) != 1:
+        raise BuildError(f"{base}: no single PostgreSQL in /usr/lib/postgresql: {res.stderr}")
+    return versions[0]
+
+
+def build_official(name: str, base: str, force: bool) -> str:
+    """pytest-criu/<name> from the services image ``base``: `docker build` of a generated
+    context (Dockerfile and entrypoint) with the legacy builder, then a check that the service
+    starts, runs as its own user and answers."""
+    repo = f"pytest-criu/{name}"
+    recipe = official_recipe(name)
+    base_id = image_id(base)
+    if not base_id:
+        raise BuildError(f"{base} is not in Docker; build it first (services)")
+    ref = f"{repo}:{recipe.tag(base_id)}"
+    if not force and image_exists(ref):
+        log(f"{ref}: present (cache hit)")
+        tag_latest(ref, repo)
+        return ref
+    replaced = image_id(ref)
+    start = time.monotonic()
+    pg_major = postgres_major(base) if "{pg_major}" in recipe.dockerfile else ""
+    with tempfile.TemporaryDirectory(prefix="pytest-criu-build-") as context:
+        Path(context, "Dockerfile").write_text(recipe.render(base, pg_major))
+        script = Path(context, "docker-entrypoint.sh")
+        script.write_text(recipe.entrypoint)
+        script.chmod(0o755)
+        res = run(
+            ["docker", "build", "--quiet", "--network", "none", "--force-rm", "-t", ref, context],
+            capture_output=True,
+            env={**os.environ, "DOCKER_BUILDKIT": "0"},
+        )
+    if res.returncode != 0:
+        raise BuildError(f"docker build {ref} failed: {res.stderr.strip()}")
+    built = time.monotonic()
+    try:
+        verify(ref, ["sh", "-c", OFFICIAL_SMOKES[name]], OFFICIAL_CHECKED[name])
+    except BuildError:
+        run(["docker", "rmi", ref], capture_output=True)
+        raise
+    tag_latest(ref, repo)
+    drop_replaced(replaced, ref)
+    verified = time.monotonic() - built
+    log(f"{ref}: built in {built - start:.1f} s, verified in {verified:.1f} s")
+    return ref
+
+
+def service_smoke(start: str, ready: str, process: str, user: str, first: str = "") -> str:
+    """After ``first``, start the service through the entrypoint (as root), wait until ``ready``
+    succeeds (30 s at most), and check that every ``process`` runs as ``user``."""
+    return f"""set -e
+{first}{start} >/tmp/service.log 2>&1 &
+i=0
+until {{ {ready}; }} 2>/dev/null; do
+    i=$((i+1)); [ $i -lt 300 ] || {{ cat /tmp/service.log; exit 1; }}; sleep 0.1
+done
+users=$(ps -o user= -C {process} | sort -u)
+[ "$users" = {user} ] || {{ echo "{process} runs as $users, not {user}"; exit 1; }}
+"""
+
+
+OFFICIAL_SMOKES = {
+    "postgres": service_smoke(
+        "POSTGRES_PASSWORD=pw POSTGRES_DB=t docker-entrypoint.sh postgres",
+        "psql -h 127.0.0.1 -U postgres -d t -Atc 'SELECT 41 + 1' | grep -qx 42",
+        "postgres",
+        "postgres",
+        first="! docker-entrypoint.sh postgres 2>/tmp/no-password.log\n"
+        "grep -q 'superuser password is not specified' /tmp/no-password.log\n",
+    ),
+    "redis": service_smoke(
+        "docker-entrypoint.sh redis-server",
+        "redis-cli config get protected-mode | grep -qx no",
+        "redis-server",
+        "redis",
+    ),
+    "mariadb": service_smoke(
+        "MARIADB_ROOT_PASSWORD=pw MARIADB_DATABASE=t MARIADB_USER=u MARIADB_PASSWORD=p"
+        " docker-entrypoint.sh mariadbd",
+        "mariadb -h 127.0.0.1 -u u -pp t -Ne 'SELECT 41 + 1' | grep -qx 42",
+        "mariadbd",
+        "mysql",
+    ),
+}
+OFFICIAL_CHECKED = {
+    "postgres": "no password is refused; PostgreSQL initialises and answers as postgres",
+    "redis": "redis-server answers as redis, protected mode off",
+    "mariadb": "MariaDB initialises with a database and a user and answers as mysql",
+}
+
+#: What each command-line target builds, in order; the official-like images need services.
+TARGETS = {
+    "tiny": ["tiny"],
+    "services": ["services"],
+    **{name: ["services", name] for name in OFFICIAL},
+    "official": ["services", *OFFICIAL],
+    "all": ["tiny", "services", *OFFICIAL],
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.tooling.images",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("target", nargs="?", default="all", choices=["tiny", "services", "all"])
+    parser.add_argument("target", nargs="?", default="all", choices=list(TARGETS))
     parser.add_argument(
         "--force",
         action="store_true",
@@ -526,14 +750,16 @@ def main(argv: list[str] | None = None) -> int:
             f"the Docker daemon does not answer ({res.stderr.strip()}); run: sudo .venv/bin/pytest-criu setup"
         )
         return 1
-    builders = {
-        "tiny": [build_tiny],
-        "services": [build_services],
-        "all": [build_tiny, build_services],
-    }
+    base = ""
     try:
-        for build in builders[args.target]:
-            ref = build(args.force)
+        for name in TARGETS[args.target]:
+            if name == "tiny":
+                ref = build_tiny(args.force)
+            elif name == "services":
+                # Rebuilt by --force only when named: postgres --force rebuilds postgres alone.
+                ref = base = build_services(args.force and args.target in ("services", "all"))
+            else:
+                ref = build_official(name, base, args.force)
             repo = ref.split(":")[0]
             to_podman(ref, repo)
             print(ref)

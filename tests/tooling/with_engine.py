@@ -9,10 +9,11 @@ a second daemon beside the main one (:func:`tests.engines.running_daemon`) and C
 ``DOCKER_HOST`` (what ``DockerEngine.default_url()`` reads); a Podman starts as a rootful
 ``podman system service`` beside the host's Podman 4.3 (:func:`tests.podman5.running_podman`:
 its own storage, configuration, bridge and subnet) and COMMAND gets ``CONTAINER_HOST`` (what
-``PodmanEngine.default_url()`` reads). The local images pytest-criu/tiny and
-pytest-criu/services are copied in from the main Docker first. It exits with COMMAND's status;
-the engine, its containers, bridge and directories are removed afterwards, also after a
-failure, Ctrl-C or SIGTERM (a CI time limit). Example:
+``PodmanEngine.default_url()`` reads). The local images pytest-criu/tiny, pytest-criu/services,
+pytest-criu/postgres, pytest-criu/redis and pytest-criu/mariadb (or those PYTEST_CRIU_*_IMAGE
+name: ``python -m tests.tooling.images --help``) are copied in from the main Docker first. It
+exits with COMMAND's status; the engine, its containers, bridge and directories are removed
+afterwards, also after a failure, Ctrl-C or SIGTERM (a CI time limit). Example:
 
     python -m tests.tooling.with_engine docker-28 -- .venv/bin/pytest tests/integration/test_lifecycle.py
 """
@@ -123,12 +124,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("must run as root: sudo .venv/bin/python -m tests.tooling.with_engine ...")
         return 1
     from tests.helpers import SERVICES_IMAGE, TINY_IMAGE
+    from tests.tooling.images import OFFICIAL_IMAGES
 
     # A CI time limit sends SIGTERM: unwind, so that the engine is torn down.
     signal.signal(signal.SIGTERM, _terminate)
     began = time.monotonic()
     try:
-        with started_engine(name, (TINY_IMAGE, SERVICES_IMAGE)) as engine:
+        images = (TINY_IMAGE, SERVICES_IMAGE, *OFFICIAL_IMAGES.values())
+        with started_engine(name, images) as engine:
             log(f"{name}: {engine.description} at {engine.url}, "
                 f"started in {time.monotonic() - began:.1f} s")  # fmt: skip
             status = run(command, {**os.environ, **engine.environment})
