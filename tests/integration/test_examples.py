@@ -14,6 +14,7 @@ SUITES = {
     "pyservice": 6,
     "mixed": 8,
     "recreate": 3,
+    "postgres": 8,
 }
 
 
