@@ -62,6 +62,21 @@ class HostFacts:
                 "into a directory only host root can read) (fix: userns='host' for this warm "
                 "container, or Podman: --criu-engine=podman --criu-userns=auto)"
             )
+        major = (report.engine_version or "").split(".", 1)[0]
+        if (
+            report.engine == "podman"
+            and declaration.spec.userns == "auto"
+            and major.isdigit()
+            and int(major) >= 5
+        ):
+            return (
+                f"podman userns: Podman {report.engine_version} cannot restore a container "
+                "in a user namespace: it keeps the container's bind mounts (hosts, "
+                ".containerenv) in root-only directories, which CRIU cannot open inside "
+                'the namespace ("mnt-v2: Failed to open_tree .../userdata/hosts: '
+                'Permission denied", seen with Podman 5.8, runc 1.3.6, CRIU 4.2.1) (fix: '
+                "Podman 4.x, or, where root has CAP_SYS_RESOURCE, no userns)"
+            )
         if (
             report.engine == "podman"
             and declaration.spec.userns == "auto"

@@ -202,7 +202,12 @@ def running_podman(
     """Start ``install`` as a rootful service beside Podman 4.3; always stop it and clean up."""
     BASE_PARENT.mkdir(parents=True, exist_ok=True)
     reap_crashed_services()
-    base = Path(tempfile.mkdtemp(prefix=BASE_PREFIX, dir=BASE_PARENT))  # mode 0700
+    base = Path(tempfile.mkdtemp(prefix=BASE_PREFIX, dir=BASE_PARENT))
+    # 0711 (here, and tmp/, run/ and storage/), as Podman's own directories are: the root of
+    # a container's user namespace must pass through to what it mounts from there (runc:
+    # "remount-private dst=.../tmp/intermediate-mountpoint-0.0: permission denied"; CRIU:
+    # "Failed to open_tree .../run/overlay-containers/ID/userdata/.containerenv").
+    base.chmod(0o711)
     # Held while the service lives: a run that finds it free knows this one died (below).
     alive = os.open(base / "alive.new", os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(alive, fcntl.LOCK_EX)
@@ -219,7 +224,7 @@ def running_podman(
     fcntl.flock(users, fcntl.LOCK_SH)
     try:
         for sub in ("tmp", "networks", "volumes", "storage", "run"):
-            (base / sub).mkdir(mode=0o700)
+            (base / sub).mkdir(mode=0o711 if sub in ("tmp", "run", "storage") else 0o700)
         (base / "containers.conf").write_text(containers_conf(install, base, network))
         (base / "storage.conf").write_text(storage_conf(base))
         (base / "registries.conf").write_text("# no registries: local images only\n")

@@ -134,7 +134,7 @@ def setup(run: Runner, plan: Plan, engine: str, *, round_trips: bool) -> list[st
     if "podman" in engines:
         settings = podman.PodmanSettings.from_environment()
         conf_changed = podman.ensure_configuration(plan, settings)
-        podman.ensure_subordinate_ids(plan)
+        podman.ensure_subordinate_ids(plan, run)
         if installed:
             podman.ensure_service(plan, criu, settings, conf_changed)
             report.append(f"podman service on {settings.url}")

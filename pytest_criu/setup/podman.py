@@ -17,7 +17,7 @@ from ..engine.podman import PodmanEngine
 from . import conf, procs
 from .criu import SYSTEM_PATH
 from .plan import Plan
-from .system import SetupError
+from .system import Runner, SetupError
 
 DEFAULT_URL = "unix:///run/podman/podman.sock"
 STATE_DIR = Path("/run/pytest-criu")
@@ -25,6 +25,15 @@ LOG = Path("/var/log/pytest-criu-podman.log")
 MARKER = "pytest-criu setup starts podman system service"
 #: Wanted open-file and process limits inside containers (lowered to the host's hard limits).
 ULIMIT_WANT = 1024
+USERADD = (
+    "useradd",
+    "--system",
+    "--no-create-home",
+    "--home-dir",
+    "/nonexistent",
+    "--shell",
+    "/usr/sbin/nologin",
+)
 PASSED_ON = ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "CONTAINERS_REGISTRIES_CONF")
 
 
@@ -89,15 +98,26 @@ def ensure_configuration(plan: Plan, settings: PodmanSettings) -> bool:
     return conf.apply(plan, conf.EXIT_DELAY_DROPIN, dropin, "exit_command_delay = 5") or changed
 
 
-def ensure_subordinate_ids(plan: Plan, etc: Path = Path("/etc")) -> bool:
+def ensure_subordinate_ids(plan: Plan, run: Runner, etc: Path = Path("/etc")) -> bool:
     """A range of subordinate ids for ``--userns=auto`` (userns='auto'); True when added.
 
     Rootful Podman allocates each such container's uids and gids from the ranges of the user
     ``containers`` in /etc/subuid and /etc/subgid; an existing range is left as it is.
+    Podman 5 reads them through shadow's libsubid, which finds only an existing user's
+    ranges ("not enough unused IDs in user namespace" without one): a system user that
+    cannot log in is made.
     """
     user = rules.PODMAN_AUTO_USER
     start, count = rules.PODMAN_AUTO_RANGE
     changed = False
+    if not rules.user_exists(
+        (etc / "passwd").read_text() if (etc / "passwd").exists() else "", user
+    ):
+        changed = True
+        if plan.change(f"create the system user {user} (no login; owner of those ids)"):
+            made = run((*USERADD, user))
+            if not made.ok:
+                raise SetupError(f"cannot create the user {user}: {made.why()}")
     for name in ("subuid", "subgid"):
         path = etc / name
         text = conf.read(path) or ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ from pytest_criu.engine.errors import CheckpointError, HostLimitError, SpecError
 from pytest_criu.engine.spec import build_spec
 from pytest_criu.fixtures import declaration_of
 from pytest_criu.setup.plan import Plan
-from pytest_criu.setup.podman import ensure_subordinate_ids
+from pytest_criu.setup.podman import USERADD, ensure_subordinate_ids
+from pytest_criu.setup.system import Completed
 
 ROOT = userns.NamespaceRoot(2147483647, 2147483640)
 
@@ -198,6 +200,26 @@ class TestDoctor:
         assert check.status == "ok"
         assert "userns='auto'" in check.detail
 
+    def test_podman_5_restores_no_namespaced_container(self) -> None:
+        check = check_user_namespaces(
+            "podman",
+            self.NO_RESOURCE,
+            subuid=self.SUBIDS,
+            subgid=self.SUBIDS,
+            engine_version="5.8.6",
+        )
+        assert check.status == "warn"
+        assert "Podman 5.8.6 restores no container in a user namespace" in check.detail
+        assert "Podman 4.x" in check.fix
+
+    def test_podman_5_needs_the_user_itself(self) -> None:
+        check = check_user_namespaces(
+            "podman", self.NO_RESOURCE, subuid=self.SUBIDS, subgid=self.SUBIDS, passwd="root:x:0:0"
+        )
+        assert check.status == "warn"
+        assert "not enough unused IDs" in check.detail
+        assert "useradd --system" in check.fix
+
     def test_podman_without_subordinate_ids_says_what_to_add(self) -> None:
         check = check_user_namespaces("podman", self.NO_RESOURCE, subuid="", subgid=None)
         assert check.status == "warn"
@@ -215,24 +237,44 @@ class TestDoctor:
         assert subordinate_range(None) is None
 
 
+class Useradd:
+    """Records the commands; "creates" the user in ``passwd``."""
+
+    def __init__(self, passwd: Path) -> None:
+        self.passwd = passwd
+        self.calls: list[tuple[str, ...]] = []
+
+    def __call__(self, argv: Sequence[str], **_: object) -> Completed:
+        self.calls.append(tuple(argv))
+        with self.passwd.open("a") as file:
+            file.write(f"{argv[-1]}:x:999:999::/nonexistent:/usr/sbin/nologin\n")
+        return Completed(tuple(argv), 0)
+
+
 class TestSetup:
     def test_adds_a_range_once_and_keeps_what_is_there(self, tmp_path: Path) -> None:
         (tmp_path / "subuid").write_text("alice:100000:65536")  # no final newline
+        (tmp_path / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+        run = Useradd(tmp_path / "passwd")
         plan = Plan(check=False, say=lambda _: None)
-        assert ensure_subordinate_ids(plan, tmp_path)
+        assert ensure_subordinate_ids(plan, run, tmp_path)
+        assert run.calls == [(*USERADD, "containers")]
         assert (tmp_path / "subuid").read_text() == (
             "alice:100000:65536\ncontainers:2147483647:2147483648\n"
         )
         assert (tmp_path / "subgid").read_text() == "containers:2147483647:2147483648\n"
         again = Plan(check=False, say=lambda _: None)
-        assert not ensure_subordinate_ids(again, tmp_path)
+        assert not ensure_subordinate_ids(again, run, tmp_path)
         assert again.changes == []
+        assert len(run.calls) == 1
 
     def test_check_mode_changes_nothing(self, tmp_path: Path) -> None:
+        run = Useradd(tmp_path / "passwd")
         plan = Plan(check=True, say=lambda _: None)
-        assert ensure_subordinate_ids(plan, tmp_path)
+        assert ensure_subordinate_ids(plan, run, tmp_path)
         assert not (tmp_path / "subuid").exists()
-        assert len(plan.changes) == 2
+        assert run.calls == []
+        assert len(plan.changes) == 3
 
 
 class TestChangedDirectories:

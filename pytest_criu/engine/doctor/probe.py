@@ -101,6 +101,8 @@ def user_namespaces(probe: Probe) -> None:
             docker_remapped=report.docker_userns_remap,
             subuid=system.read_text("/etc/subuid"),
             subgid=system.read_text("/etc/subgid"),
+            passwd=system.read_text("/etc/passwd"),
+            engine_version=report.engine_version or "",
         )
     )
 

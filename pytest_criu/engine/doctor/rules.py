@@ -210,6 +210,11 @@ def subordinate_range(text: str | None, user: str = PODMAN_AUTO_USER) -> tuple[i
     return None
 
 
+def user_exists(passwd: str, user: str) -> bool:
+    """Whether /etc/passwd-style ``passwd`` names ``user``."""
+    return any(line.split(":", 1)[0] == user for line in passwd.splitlines())
+
+
 def check_user_namespaces(
     engine: str,
     cap_eff: int | None,
@@ -217,6 +222,8 @@ def check_user_namespaces(
     docker_remapped: bool = False,
     subuid: str | None = None,
     subgid: str | None = None,
+    passwd: str | None = None,
+    engine_version: str = "",
 ) -> Check:
     """Which services can be dumped here: those running as their own user need
     CAP_SYS_RESOURCE, or a user namespace the engine makes per container."""
@@ -240,8 +247,29 @@ def check_user_namespaces(
             "services that run as their own user (Postgres, official Redis and MariaDB "
             "images) can be dumped: root has CAP_SYS_RESOURCE",
         )
+    major = engine_version.split(".", 1)[0]
+    if engine == "podman" and major.isdigit() and int(major) >= 5:
+        return Check(
+            name,
+            "warn",
+            "services that run as their own user (Postgres, official Redis and MariaDB "
+            f"images) cannot be dumped here: root lacks CAP_SYS_RESOURCE, and Podman "
+            f"{engine_version} restores no container in a user namespace (CRIU cannot open "
+            "the bind mounts it keeps in root-only directories)",
+            "use Podman 4.x with userns='auto', or a host whose root has CAP_SYS_RESOURCE",
+        )
     if engine == "podman":
         uids, gids = subordinate_range(subuid), subordinate_range(subgid)
+        if uids and gids and passwd is not None and not user_exists(passwd, PODMAN_AUTO_USER):
+            return Check(
+                name,
+                "warn",
+                f"the user {PODMAN_AUTO_USER} has subordinate ids but does not exist: Podman 5 "
+                "then finds none for userns='auto' (\"not enough unused IDs in user namespace\"); "
+                "without a user namespace, services that drop root cannot be dumped here",
+                f"create it: useradd --system --no-create-home --shell /usr/sbin/nologin "
+                f"{PODMAN_AUTO_USER} ({SETUP_PODMAN_HINT})",
+            )
         if uids and gids:
             return Check(
                 name,
