@@ -74,7 +74,7 @@ class HostFacts:
                 "in a user namespace: it keeps the container's bind mounts (hosts, "
                 ".containerenv) in root-only directories, which CRIU cannot open inside "
                 'the namespace ("mnt-v2: Failed to open_tree .../userdata/hosts: '
-                'Permission denied", seen with Podman 5.8, runc 1.3.6, CRIU 4.2.1) (fix: '
+                'Permission denied", seen with Podman 5.4 and 5.8, CRIU 4.2.1) (fix: '
                 "Podman 4.x, or, where root has CAP_SYS_RESOURCE, no userns)"
             )
         if (
