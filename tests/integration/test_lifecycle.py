@@ -391,7 +391,19 @@ def test_checkpoint_failure_is_explained(pytester: pytest.Pytester, no_leaks: No
             pass
         """
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
+    # A limit of the host: by default the marked test skips with the reason and its fix ...
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs", timeout=300)
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*snapshots unavailable: CRIU could not read the rlimits of a process running as "
+            "another user*; fix: *CAP_SYS_RESOURCE*",
+        ]
+    )
+    # ... and with --criu-fallback=fail it errors with all of it, CRIU's own lines included.
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--criu-fallback=fail", timeout=300
+    )
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [
