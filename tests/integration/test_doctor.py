@@ -157,12 +157,14 @@ def test_json_report_shape_and_types() -> None:
         "docker_version",
         "docker_api_version",
         "docker_root_dir",
+        "docker_userns_remap",
         "kernel",
         "engine",
         "engine_version",
         "checks",
     ]
     assert data["can_snapshot"] is True
+    assert data["docker_userns_remap"] is False
     assert data["engine"] == "docker"
     assert data["engine_version"] == data["docker_version"]
     assert isinstance(data["ok"], bool)
